@@ -1,0 +1,84 @@
+"""Scoring: a pure function from verdicts to points, in exact decimals.
+
+A function's points are split over its checks. A check listed in another's ``requires`` gates it:
+when the gate fails (a wrong formula on ordinary inputs), the dependent checks earn nothing, so a
+wrong formula gets no credit for being stable, differentiable or well-shaped.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+from grader.checks.base import Outcome, Suite, Verdict
+from grader.rubric import Rubric
+
+
+@dataclass
+class CheckResult:
+    function: str
+    name: str
+    score: Decimal
+    max_score: Decimal
+    passed: bool
+    expected: str
+    got: str
+    diagnosis: str | None
+    message: str
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["score"], d["max_score"] = str(self.score), str(self.max_score)
+        return d
+
+
+def judge_suite(suite: Suite, outcomes: dict[str, Outcome]) -> dict[str, Verdict]:
+    """Every check's verdict; a judge that fails unexpectedly is a failed check with the reason."""
+    verdicts: dict[str, Verdict] = {}
+    for check in suite.checks:
+        try:
+            verdicts[check.name] = check.judge(check, outcomes)
+        except Exception as exc:  # a malformed outcome must cost the student this check, never the run
+            verdicts[check.name] = Verdict(False, f"could not judge this check: {type(exc).__name__}: {exc}")
+    return verdicts
+
+
+def score_suite(suite: Suite, verdicts: dict[str, Verdict], rubric: Rubric) -> list[CheckResult]:
+    """Points per check: full points when passed and every check it requires passed, else zero."""
+    results = []
+    for check in suite.checks:
+        verdict = verdicts[check.name]
+        failed_gates = [g for g in check.requires if g in verdicts and not verdicts[g].passed]
+        points = rubric.check_points(suite.function, check.name)
+        message = verdict.message
+        if verdict.diagnosis and verdict.explanation:
+            message = f"Likely mistake ({verdict.diagnosis}): {verdict.explanation}\n{message}"
+        passed = verdict.passed and not failed_gates
+        if verdict.passed and failed_gates:
+            message = (f"not credited: it builds on `{failed_gates[0]}`, which failed "
+                       f"(a wrong formula earns no points for its other checks)")
+        results.append(CheckResult(
+            function=suite.function, name=check.name, score=points if passed else Decimal(0), max_score=points,
+            passed=passed, expected=verdict.expected, got=verdict.got, diagnosis=verdict.diagnosis,
+            message=message, description=check.description,
+        ))
+    return results
+
+
+def not_graded(suite: Suite, rubric: Rubric, reason: str) -> list[CheckResult]:
+    """Every check of a suite at zero with one reason (the submission did not load, for instance)."""
+    return [CheckResult(suite.function, c.name, Decimal(0), rubric.check_points(suite.function, c.name), False,
+                        "", "", None, reason, c.description) for c in suite.checks]
+
+
+def total(results: list[CheckResult]) -> tuple[Decimal, Decimal]:
+    return sum((r.score for r in results), Decimal(0)), sum((r.max_score for r in results), Decimal(0))
+
+
+def per_function(results: list[CheckResult]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for r in results:
+        out[r.function] = out.get(r.function, Decimal(0)) + r.score
+    return out
+
+
