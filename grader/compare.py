@@ -90,11 +90,11 @@ def compare(got: np.ndarray, expected: np.ndarray, tol: Tolerance, what: str = "
     rel_bad = rel_diff[bad]
     max_rel = float(np.max(rel_bad)) if np.isfinite(rel_bad).all() else float("inf")
     i = int(bad[0])
-    index = np.unravel_index(i, expected.shape) if expected.ndim else ()
+    index = [int(k) for k in np.unravel_index(i, expected.shape)] if expected.ndim else []
     lines = [
         f"{what}: {bad.size} of {expected.size} value(s) differ (tolerance {tol})",
         f"  max abs difference {fmt(max_abs)}, max rel difference {fmt(max_rel)}",
-        f"  first at index {list(index)}: expected {fmt(float(e[i]))}, got {fmt(float(g[i]))}",
+        f"  first at index {index}: expected {fmt(float(e[i]))}, got {fmt(float(g[i]))}",
     ]
     n_nonfinite = int(np.sum(~np.isfinite(g)))
     if n_nonfinite:

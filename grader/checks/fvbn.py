@@ -1,0 +1,249 @@
+"""Checks of the student's ``FVBN`` class: properties that must hold whatever its parameters are.
+
+The sandbox builds ``FVBN(dim)``, re-draws every ``nn.Parameter`` from a seed of the grader's, and
+returns raw outputs of ``forward`` (on every binary vector of the dimension), ``log_prob`` and
+``sample``. Here, outside the sandbox:
+
+* ``interface``: shapes, finite values, samples in {0, 1}, at least one parameter.
+* ``autoregressive``: flipping x_j never changes outputs 1..j (checked on all 2^d vectors for d = 6
+  and 10, in natural order).
+* ``log_prob_consistent``: ``log_prob(x)`` equals the chain rule on ``forward(x)``'s logits
+  (``reference.formulas.chain_rule_log_likelihood``).
+* ``normalised``: ``logsumexp`` of ``log_prob`` over all 2^d vectors is 0 (d = 4, 6, 10).
+* ``sampling_consistent``: a chi-square goodness-of-fit test of 20000 samples (d = 4) against
+  ``exp(log_prob)``; a correct sampler fails it with probability ``sampling_alpha`` (rubric).
+* ``sample_reproducible``: the same generator seed gives identical samples; another seed does not.
+"""
+from __future__ import annotations
+
+import itertools
+from functools import partial
+
+import numpy as np
+import torch
+from scipy import stats
+from scipy.special import logsumexp
+
+from grader.checks.base import Case, Check, Outcome, Suite, Verdict, as_array, outcome_failure
+from grader.compare import compare, fmt, shape_str
+from grader.mistakes import GENERIC
+from grader.rubric import Rubric
+from reference.formulas import chain_rule_log_likelihood
+
+FUNCTION = "FVBN"
+SAMPLE_DIM = 4
+SAMPLE_N = 20000
+OTHER_SEED_N = 500
+PROPERTY_DIMS = (6, 10)
+
+
+def all_binary(dim: int) -> np.ndarray:
+    """Every vector of {0, 1}^dim, shape [2^dim, dim], in lexicographic order (x_1 most significant)."""
+    return np.array(list(itertools.product([0.0, 1.0], repeat=dim)), dtype=np.float32)
+
+
+def _rows(outcome_value: dict, key: str) -> tuple[np.ndarray | None, str | None]:
+    step = outcome_value.get(key)
+    if step is None:
+        return None, f"`{key}` was not run"
+    if "raised" in step:
+        return None, f"`FVBN.{key}` raised {step['message']}"
+    return as_array(step["value"]), None
+
+
+def _usable(case: Case, outcomes: dict[str, Outcome]) -> tuple[dict | None, str | None]:
+    outcome = outcomes.get(case.id)
+    reason = outcome_failure(outcome, FUNCTION)
+    if reason:
+        return None, reason
+    value = outcome.value
+    if "construct" in value:
+        return None, f"`FVBN({case.extra['dim']})` raised {value['construct']['message']}"
+    return value, None
+
+
+def judge_interface(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+    for case in check.cases:
+        value, reason = _usable(case, outcomes)
+        if reason:
+            return Verdict(False, reason)
+        dim = case.extra["dim"]
+        if value.get("n_parameters", 0) == 0:
+            return Verdict(False, f"FVBN({dim}) has no nn.Parameter: its weights must be trainable parameters "
+                                  "(the grader re-draws them to test the model's structure)")
+        for key in ("forward", "log_prob"):
+            rows, why = _rows(value, key)
+            if why:
+                return Verdict(False, why)
+            n = len(case.extra[key])
+            want = (n, dim) if key == "forward" else (n,)
+            if tuple(value[key]["shape"]) != want:
+                return Verdict(False, f"`{key}` on x of shape [{n}, {dim}] returned shape "
+                                      f"{shape_str(value[key]['shape'])}; expected {shape_str(want)}",
+                               expected=shape_str(want), got=shape_str(value[key]["shape"]))
+            if not np.isfinite(rows).all():
+                return Verdict(False, f"`{key}` returned nan or inf")
+        for (n, _), step in zip(case.extra["samples"], value.get("samples", [])):
+            if "raised" in step:
+                return Verdict(False, f"`FVBN.sample({n}, generator=...)` raised {step['message']}")
+            if tuple(step["shape"]) != (n, dim):
+                return Verdict(False, f"`sample({n})` returned shape {shape_str(step['shape'])}; expected [{n}, {dim}]")
+            s = as_array(step["value"])
+            if not np.isin(s, (0.0, 1.0)).all():
+                return Verdict(False, f"`sample` returned values other than 0 and 1 (e.g. {fmt(float(s[~np.isin(s, (0.0, 1.0))][0]))})")
+    return Verdict(True, "forward, log_prob and sample have the contract's shapes and values")
+
+
+def judge_autoregressive(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+    atol = rubric.tolerances["fvbn"].atol
+    for case in check.cases:
+        value, reason = _usable(case, outcomes)
+        if reason:
+            return Verdict(False, reason)
+        logits, why = _rows(value, "forward")
+        if why:
+            return Verdict(False, why)
+        dim = case.extra["dim"]
+        logits = logits.reshape(2 ** dim, dim)
+        index = np.arange(2 ** dim)
+        leaks: list[tuple[int, int, float]] = []   # (output i, input j, change), 1-based i and j
+        for j in range(dim):
+            flipped = index ^ (1 << (dim - 1 - j))      # the row of x with x_(j+1) flipped
+            delta = np.abs(logits[flipped, : j + 1] - logits[:, : j + 1]).max(axis=0)
+            leaks += [(i + 1, j + 1, float(d)) for i, d in enumerate(delta) if not d <= atol]
+        if leaks:
+            diagonal_only = all(i == j for i, j, _ in leaks)
+            name = "mask_includes_diagonal" if diagonal_only else "not_autoregressive"
+            i, j, d = leaks[0]
+            return Verdict(False, f"FVBN({dim}) with re-drawn parameters: output {i} changed by {fmt(d)} when x_{j} "
+                                  f"was flipped ({len(leaks)} (output, input) pairs leak; output i may depend only "
+                                  f"on x_1..x_(i-1))", expected="outputs 1..j unchanged when x_j changes",
+                           got=f"output {i} depends on x_{j}", diagnosis=name, explanation=GENERIC[name])
+    return Verdict(True, "output i depends only on x_<i, for every binary input")
+
+
+def judge_log_prob(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+    for case in check.cases:
+        value, reason = _usable(case, outcomes)
+        if reason:
+            return Verdict(False, reason)
+        logits, why = _rows(value, "forward")
+        log_prob, why2 = _rows(value, "log_prob")
+        if why or why2:
+            return Verdict(False, why or why2)
+        x = torch.from_numpy(case.extra["forward"].astype(np.float64))
+        expected = chain_rule_log_likelihood(x, torch.from_numpy(logits.reshape(x.shape))).numpy()
+        result = compare(log_prob, expected, rubric.tolerances["fvbn"], what="log_prob(x) vs chain rule on forward(x)")
+        if not result.ok:
+            name = "log_prob_not_chain_rule"
+            return Verdict(False, f"FVBN({case.extra['dim']}): {result.message}", diagnosis=name,
+                           explanation=GENERIC[name])
+    return Verdict(True, "log_prob equals the chain rule on forward's logits")
+
+
+def judge_normalised(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+    atol = rubric.tolerances["fvbn"].atol
+    for case in check.cases:
+        value, reason = _usable(case, outcomes)
+        if reason:
+            return Verdict(False, reason)
+        log_prob, why = _rows(value, "log_prob")
+        if why:
+            return Verdict(False, why)
+        total = float(logsumexp(log_prob))
+        if not abs(total) <= atol:
+            return Verdict(False, f"FVBN({case.extra['dim']}): log of the sum of exp(log_prob) over all "
+                                  f"{2 ** case.extra['dim']} binary vectors is {fmt(total)}, expected 0 (|.| <= {atol:g})",
+                           expected="0", got=fmt(total), diagnosis="not_normalised", explanation=GENERIC["not_normalised"])
+    return Verdict(True, "exp(log_prob) sums to 1 over all binary vectors")
+
+
+def chi_square_pvalue(samples: np.ndarray, log_prob: np.ndarray, min_expected: float = 5.0) -> tuple[float, int]:
+    """p-value of a chi-square goodness-of-fit test of binary ``samples`` [n, d] against
+    ``softmax(log_prob)`` over the 2^d vectors in ``all_binary`` order; cells expecting fewer than
+    ``min_expected`` counts are pooled into one. Returns (p-value, degrees of freedom)."""
+    n, dim = samples.shape
+    weights = 1 << np.arange(dim - 1, -1, -1)
+    codes = samples.astype(np.int64) @ weights
+    observed = np.bincount(codes, minlength=2 ** dim).astype(np.float64)
+    p = np.exp(log_prob - logsumexp(log_prob))
+    expected = n * p
+    small = expected < min_expected
+    if small.any():
+        observed = np.append(observed[~small], observed[small].sum())
+        expected = np.append(expected[~small], expected[small].sum())
+    keep = expected > 0
+    if (observed[~keep] > 0).any():
+        return 0.0, int(keep.sum()) - 1
+    result = stats.chisquare(observed[keep], expected[keep])
+    return float(result.pvalue), int(keep.sum()) - 1
+
+
+def judge_sampling(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+    case = check.cases[0]
+    value, reason = _usable(case, outcomes)
+    if reason:
+        return Verdict(False, reason)
+    log_prob, why = _rows(value, "log_prob")
+    if why:
+        return Verdict(False, why)
+    step = value["samples"][0]
+    if "raised" in step:
+        return Verdict(False, f"`sample` raised {step['message']}")
+    samples = as_array(step["value"]).reshape(-1, SAMPLE_DIM)
+    pvalue, dof = chi_square_pvalue(samples, log_prob)
+    alpha = rubric.sampling_alpha
+    if pvalue < alpha:
+        return Verdict(False, f"{SAMPLE_N} samples of FVBN({SAMPLE_DIM}) do not follow exp(log_prob): chi-square "
+                              f"p-value {pvalue:.3g} < alpha {alpha:g} ({dof} degrees of freedom)",
+                       expected=f"p-value >= {alpha:g}", got=f"{pvalue:.3g}", diagnosis="sampling_mismatch",
+                       explanation=GENERIC["sampling_mismatch"])
+    return Verdict(True, f"chi-square p-value {pvalue:.3g} >= {alpha:g}")
+
+
+def judge_reproducible(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+    case = check.cases[0]
+    value, reason = _usable(case, outcomes)
+    if reason:
+        return Verdict(False, reason)
+    steps = value.get("samples", [])
+    if any("raised" in s for s in steps):
+        return Verdict(False, "`sample` raised")
+    first, again, other = (as_array(s["value"]) for s in steps)
+    name = "sampler_ignores_generator"
+    if first.shape != again.shape or not np.array_equal(first, again):
+        return Verdict(False, "two calls of sample(n, generator=torch.Generator().manual_seed(s)) with the same s "
+                              "gave different samples", expected="identical samples", got="different samples",
+                       diagnosis=name, explanation=GENERIC[name])
+    if np.array_equal(first[: other.shape[0]], other):
+        return Verdict(False, "generators with different seeds gave identical samples", diagnosis=name,
+                       explanation=GENERIC[name])
+    return Verdict(True, "samples are reproducible from the generator")
+
+
+def build_suite(rubric: Rubric) -> Suite:
+    from grader.checks.base import function_rng
+
+    rng = function_rng(rubric, FUNCTION)
+    seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=6)]
+
+    def case(dim: int, param_seed: int, samples: list[list[int]]) -> Case:
+        x = all_binary(dim)
+        return Case(f"FVBN/dim{dim}", FUNCTION, kind="fvbn",
+                    extra={"class": "FVBN", "dim": dim, "param_seed": param_seed, "forward": x, "log_prob": x,
+                           "samples": samples})
+
+    sampling = case(SAMPLE_DIM, seeds[0], [[SAMPLE_N, seeds[1]], [SAMPLE_N, seeds[1]], [OTHER_SEED_N, seeds[2]]])
+    props = [case(d, seeds[3 + i], [[8, seeds[5]]]) for i, d in enumerate(PROPERTY_DIMS)]
+    every = (sampling, *props)
+    judges = {
+        "interface": (judge_interface, every, "forward, log_prob and sample have the contract's shapes and values", ()),
+        "autoregressive": (judge_autoregressive, tuple(props), "output i depends only on x_<i, whatever the parameters", ("interface",)),
+        "log_prob_consistent": (judge_log_prob, every, "log_prob is the chain rule on forward's logits", ("interface",)),
+        "normalised": (judge_normalised, every, "exp(log_prob) sums to 1 over all binary vectors", ("interface",)),
+        "sampling_consistent": (judge_sampling, (sampling,), "samples follow exp(log_prob) (chi-square test)", ("interface",)),
+        "sample_reproducible": (judge_reproducible, (sampling,), "sample is reproducible with a torch.Generator", ("interface",)),
+    }
+    checks = tuple(Check(FUNCTION, name, desc, cases, partial(judge, rubric), requires)
+                   for name, (judge, cases, desc, requires) in judges.items() if name in rubric.points[FUNCTION])
+    return Suite(FUNCTION, checks)

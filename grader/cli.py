@@ -1,0 +1,66 @@
+"""Command line: ``python -m grader CLASS [--out DIR] [--workers N] [--unsafe] [limit flags]``."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from grader.sandbox import Limits, isolation_available
+
+DEFAULT_OUT = Path("grading")
+
+
+def _limit_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per sandbox limit, named and defaulted from ``Limits`` (never retyped here)."""
+    group = parser.add_argument_group("sandbox limits (defaults from grader.sandbox.Limits)")
+    for f in dataclasses.fields(Limits):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            group.add_argument(f"--{f.name.replace('_', '-')}", type=type(default), default=default,
+                               dest=f"limit_{f.name}", metavar=type(default).__name__.upper(),
+                               help=f"(default: {default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m grader", description="Grade a class of submissions safely.")
+    parser.add_argument("class_dir", type=Path, help="folder with one entry per student (NAME.py, NAME.ipynb, NAME.zip, NAME/)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
+    parser.add_argument("--workers", type=int, default=2, help="submissions graded at once (default: 2)")
+    parser.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: the packaged grader/rubric.toml)")
+    parser.add_argument("--no-resume", action="store_true", help="regrade submissions already graded in --out")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="allow grading without kernel isolation when it is unavailable (student code then runs with your rights)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _limit_flags(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from grader.run import GradingOptions, grade_class
+    from grader.rubric import DEFAULT_RUBRIC
+
+    if not args.class_dir.is_dir():
+        print(f"error: {args.class_dir} is not a folder of submissions", file=sys.stderr)
+        return 2
+    available, why = isolation_available()
+    if not available and not args.unsafe:
+        print(f"error: kernel isolation is unavailable here ({why}); refusing to run student code unsandboxed. "
+              "Pass --unsafe to grade anyway.", file=sys.stderr)
+        return 2
+    if not available:
+        print(f"WARNING: grading WITHOUT a sandbox ({why}): student code runs with your rights.", file=sys.stderr)
+    limits = Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)
+                       if hasattr(args, f"limit_{f.name}")})
+    options = GradingOptions(out_dir=args.out, workers=args.workers, limits=limits,
+                             isolation="namespaces" if available else "none",
+                             rubric_path=args.rubric or DEFAULT_RUBRIC, resume=not args.no_resume,
+                             progress=not args.quiet)
+    report = grade_class(args.class_dir, options)
+    by_status: dict[str, int] = {}
+    for r in report.results:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+    print(f"graded {len(report.graded)}, reused {len(report.skipped)} earlier result(s); "
+          f"status {dict(sorted(by_status.items()))}; {report.duration_s:.1f} s; results in {args.out}/")
+    return 0 if all(r.status != "sandbox_error" for r in report.results) else 1

@@ -1,0 +1,134 @@
+"""Rendering results: per-student JSON and Markdown feedback, the class CSV and summary.
+
+Pure functions from ``StudentResult`` records to text; writing is atomic (``grader.atomic``).
+Everything here is deterministic: students sorted by id, checks in rubric order, no timestamps
+outside the ``durations`` fields.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+from grader.results import StudentResult
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+STATUS_TEXT = {
+    "ok": "graded",
+    "load_error": "could not be loaded",
+    "conflict": "has conflicting entries",
+    "timeout": "ran out of time",
+    "crashed": "crashed",
+    "sandbox_error": "could not be run by the grader (it will be retried)",
+}
+
+
+def safe_cell(value: object) -> str:
+    """A CSV cell a spreadsheet will not run as a formula: a leading =, +, -, @ gets a quote."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def scores_csv(results: list[StudentResult], functions: list[str]) -> str:
+    """One row per student: id, total, max, points per function, status (sorted by id)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["student", "total", "max_score", *functions, "status"])
+    for r in sorted(results, key=lambda r: r.student):
+        per_fn = r.functions()
+        writer.writerow([safe_cell(r.student), str(r.score), str(r.max_score),
+                         *[per_fn.get(fn, {}).get("score", "0") for fn in functions], r.status])
+    return buf.getvalue()
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def feedback_markdown(r: StudentResult) -> str:
+    """What the student reads: a summary line, a table per function, then each failed check."""
+    lines = [f"# Feedback for {r.student}", "",
+             f"**Score: {r.score} / {r.max_score}** — submission {STATUS_TEXT.get(r.status, r.status)}.", ""]
+    if r.message:
+        lines += [r.message, ""]
+    notes = r.submission.get("notes") or []
+    if notes:
+        lines += ["Notes on your submission:", *[f"- {n}" for n in notes], ""]
+    lines += ["| function | points | checks passed |", "|---|---|---|"]
+    by_fn: dict[str, list] = {}
+    for c in r.checks:
+        by_fn.setdefault(c.function, []).append(c)
+    for fn, checks in by_fn.items():
+        got = sum((c.score for c in checks), Decimal(0))
+        top = sum((c.max_score for c in checks), Decimal(0))
+        lines.append(f"| `{fn}` | {got} / {top} | {sum(c.passed for c in checks)} / {len(checks)} |")
+    lines.append("")
+    for fn, checks in by_fn.items():
+        lines += [f"## `{fn}`", ""]
+        for c in checks:
+            mark = "PASS" if c.passed else "FAIL"
+            lines.append(f"- **{mark}** `{c.name}` ({c.score} / {c.max_score}): {c.description}")
+            if not c.passed and c.message:
+                lines += ["", "  ```text", *["  " + line for line in c.message.splitlines()], "  ```", ""]
+        lines.append("")
+    lines += ["---", f"rubric {r.rubric.get('version')} · grader {r.versions.get('grader')}", ""]
+    return "\n".join(lines)
+
+
+def class_summary(results: list[StudentResult], meta: dict) -> dict:
+    """Counts by status, score statistics, pass rate per check, frequent mistakes (deterministic)."""
+    scores = [float(r.score) for r in results]
+    status = Counter(r.status for r in results)
+    per_check: dict[str, list[int]] = {}
+    mistakes: Counter = Counter()
+    for r in results:
+        for c in r.checks:
+            key = f"{c.function}/{c.name}"
+            per_check.setdefault(key, [0, 0])
+            per_check[key][0] += int(c.passed)
+            per_check[key][1] += 1
+            if c.diagnosis:
+                mistakes[f"{c.function}: {c.diagnosis}"] += 1
+    return {
+        **meta,
+        "students": len(results),
+        "status": dict(sorted(status.items())),
+        "score": {
+            "mean": round(statistics.fmean(scores), 4) if scores else None,
+            "median": statistics.median(scores) if scores else None,
+            "max_score": str(results[0].max_score) if results else None,
+        },
+        "pass_rate": {k: f"{v[0]}/{v[1]}" for k, v in per_check.items()},
+        "mistakes": [{"mistake": k, "count": n} for k, n in sorted(mistakes.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "not_graded": sorted(r.student for r in results if r.status != "ok"),
+    }
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = ["# Class summary", "",
+             f"- students: {summary['students']}", f"- status: {summary['status']}",
+             f"- mean score: {summary['score']['mean']} / {summary['score']['max_score']}, "
+             f"median {summary['score']['median']}",
+             f"- rubric {summary.get('rubric', {}).get('version')} (seed {summary.get('rubric', {}).get('seed')}), "
+             f"grader {summary.get('versions', {}).get('grader')}", "",
+             "## Most frequent mistakes", "", "| mistake | students |", "|---|---|"]
+    lines += [f"| {_md_escape(m['mistake'])} | {m['count']} |" for m in summary["mistakes"]]
+    lines += ["", "## Pass rate per check", "", "| check | passed |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in summary["pass_rate"].items()]
+    if summary["not_graded"]:
+        lines += ["", "## Not fully graded (status other than ok)", "",
+                  *[f"- {_md_escape(s)}" for s in summary["not_graded"]]]
+    return "\n".join(lines) + "\n"
+
+
+def summary_json(summary: dict) -> str:
+    return json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+
+
+def result_path(out_dir: Path, student: str, folder: str, suffix: str) -> Path:
+    """``out/<folder>/<student><suffix>``; the id came from a file name, so it is a valid one."""
+    return Path(out_dir) / folder / f"{student}{suffix}"

@@ -1,0 +1,214 @@
+"""Grading a class: intake -> sandbox -> checks -> scores -> reports, one submission at a time per worker.
+
+The grader's process holds the reference and computes every expected value; the sandbox pool's
+zygotes (fresh interpreters that never import ``reference``) fork one sandbox per submission.
+Each finished submission is written at once (atomically): a crash or kill of the grader costs
+only the submissions in flight, and a rerun skips every submission already graded with the same
+file hash, rubric and grader version.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import grader
+from grader import intake, reports
+from grader.atomic import write_atomic
+from grader.checks import build_suites
+from grader.checks.base import Suite
+from grader.results import StudentResult
+from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.sandbox import Limits, SandboxPool, SandboxResult
+from grader.scoring import judge_suite, not_graded, score_suite
+
+LOAD_MESSAGES = {
+    "load_error": "Your submission could not be loaded: {message}",
+    "timeout": "Your submission's top level did not finish in time: {message}",
+    "crashed": "Your submission crashed while loading: {message}",
+    "sandbox_error": "The grader could not run your submission (not your fault; it will be retried): {message}",
+}
+
+
+@dataclass
+class GradingOptions:
+    out_dir: Path
+    workers: int = 1
+    limits: Limits = field(default_factory=Limits)
+    isolation: str = "auto"            # "auto" | "namespaces" | "none"
+    rubric_path: Path = DEFAULT_RUBRIC
+    resume: bool = True
+    progress: bool = False
+
+
+@dataclass
+class RunReport:
+    graded: list[str]
+    skipped: list[str]
+    results: list[StudentResult]
+    notes: list[str]
+    duration_s: float
+
+
+def versions() -> dict[str, str]:
+    return {"grader": grader.__version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__}
+
+
+def rubric_info(rubric: Rubric) -> dict:
+    return {"version": rubric.version, "sha256": rubric.sha256, "seed": rubric.seed}
+
+
+def _status_from(result: SandboxResult) -> tuple[str, str]:
+    """Named status of a loaded submission: ok only when every call ran."""
+    if result.status != "ok":
+        return result.status, LOAD_MESSAGES.get(result.status, "{message}").format(message=result.message)
+    bad = [c for c in result.calls.values() if c.status in ("timeout", "crashed")]
+    if not bad:
+        return "ok", ""
+    timeouts = sorted({c.id.split("/")[0] for c in bad if c.status == "timeout"})
+    crashes = sorted({c.id.split("/")[0] for c in bad if c.status == "crashed"})
+    if timeouts:
+        return "timeout", f"Ran out of time in: {', '.join(timeouts)} (other functions were graded)."
+    return "crashed", f"The process died in: {', '.join(crashes)} (other functions were graded)."
+
+
+def grade_submission(sub: intake.Submission, suites: list[Suite], pool: SandboxPool, rubric: Rubric,
+                     groups: list[list[dict]]) -> tuple[StudentResult, SandboxResult | None]:
+    """One student's result; never raises for anything the submission does."""
+    started = time.perf_counter()
+    submission = {"source": sub.source.name, "kind": sub.kind, "sha256": sub.sha256, "entry": sub.entry,
+                  "mode": sub.mode, "notes": list(sub.notes)}
+    common = dict(student=sub.student, submission=submission, rubric=rubric_info(rubric), versions=versions())
+    if sub.error:
+        status = "conflict" if sub.conflict else "load_error"
+        checks = [c for s in suites for c in not_graded(s, rubric, f"not graded: {sub.error}")]
+        return StudentResult(status=status, message=sub.error, checks=checks,
+                             durations={"total_s": round(time.perf_counter() - started, 3)}, **common), None
+    result = pool.run(sub.workdir, sub.entry, sub.mode, groups)
+    submission["notes"] += list(result.notes)
+    status, message = _status_from(result)
+    if result.status != "ok":
+        checks = [c for s in suites for c in not_graded(s, rubric, f"not graded: {message}")]
+    else:
+        checks = [c for s in suites for c in score_suite(s, judge_suite(s, result.calls), rubric)]
+    sandbox = {"isolation": result.isolation, "limits": pool.limits.to_dict(),
+               "output_dropped_bytes": result.output_dropped_bytes}
+    durations = {"total_s": round(time.perf_counter() - started, 3), "sandbox_s": round(result.duration_s, 3),
+                 "calls_s": {cid: round(c.duration_s, 4) for cid, c in sorted(result.calls.items())}}
+    return StudentResult(status=status, message=message, checks=checks, sandbox=sandbox, durations=durations,
+                         **common), result
+
+
+def _previous(out_dir: Path, sub: intake.Submission, rubric: Rubric) -> StudentResult | None:
+    """The stored result when it was graded from the same file, rubric and grader version."""
+    path = reports.result_path(out_dir, sub.student, "results", ".json")
+    try:
+        old = StudentResult.from_dict(json.loads(path.read_text("utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same = (old.submission.get("sha256") == sub.sha256 and old.rubric.get("sha256") == rubric.sha256
+            and old.versions.get("grader") == grader.__version__ and old.status != "sandbox_error")
+    return old if same else None
+
+
+class _Writer:
+    """Writes each result as soon as it is known, and keeps scores.csv current (thread-safe)."""
+
+    def __init__(self, out_dir: Path, functions: list[str]):
+        self.out_dir, self.functions = Path(out_dir), functions
+        self.results: dict[str, StudentResult] = {}
+        self.lock = threading.Lock()
+
+    def add(self, r: StudentResult, sandbox: SandboxResult | None, fresh: bool) -> None:
+        with self.lock:
+            self.results[r.student] = r
+            if fresh:
+                write_atomic(reports.result_path(self.out_dir, r.student, "results", ".json"), r.to_json())
+                write_atomic(reports.result_path(self.out_dir, r.student, "feedback", ".md"),
+                             reports.feedback_markdown(r))
+                if sandbox is not None:
+                    log = (f"--- stdout ---\n{sandbox.stdout}\n--- stderr ---\n{sandbox.stderr}\n"
+                           f"--- dropped bytes: {sandbox.output_dropped_bytes}\n")
+                    write_atomic(reports.result_path(self.out_dir, r.student, "logs", ".txt"), log)
+            write_atomic(self.out_dir / "scores.csv", reports.scores_csv(list(self.results.values()), self.functions))
+
+
+def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
+    """Grade every submission in ``class_dir``; write results, feedback, scores.csv and a summary."""
+    started = time.perf_counter()
+    rubric = load_rubric(options.rubric_path)
+    suites = build_suites(rubric)
+    groups = [suite.calls() for suite in suites]
+    out_dir = Path(options.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work_root = Path(tempfile.mkdtemp(prefix="grader-intake-"))
+    writer = _Writer(out_dir, [s.function for s in suites])
+    graded, skipped = [], []
+    try:
+        submissions, notes = intake.prepare(Path(class_dir), work_root)
+        todo = []
+        for sub in submissions:
+            old = _previous(out_dir, sub, rubric) if options.resume else None
+            if old is not None:
+                writer.add(old, None, fresh=False)
+                skipped.append(sub.student)
+            else:
+                todo.append(sub)
+        with SandboxPool(options.limits, workers=max(1, options.workers), isolation=options.isolation) as pool, \
+                ThreadPoolExecutor(max_workers=max(1, options.workers)) as executor:
+            futures = {executor.submit(grade_submission, sub, suites, pool, rubric, groups): sub for sub in todo}
+            bar = _progress(len(todo), options.progress)
+            for future in as_completed(futures):
+                sub = futures[future]
+                try:
+                    result, sandbox = future.result()
+                except Exception as exc:  # a grader bug costs this submission, never the class
+                    result, sandbox = _grader_failure(sub, suites, rubric, exc), None
+                writer.add(result, sandbox, fresh=True)
+                graded.append(sub.student)
+                if sub.workdir:
+                    shutil.rmtree(sub.workdir, ignore_errors=True)
+                bar.update(1)
+            bar.close()
+        results = sorted(writer.results.values(), key=lambda r: r.student)
+        meta = {"rubric": rubric_info(rubric), "versions": versions(), "intake_notes": notes,
+                "isolation": options.isolation, "limits": options.limits.to_dict()}
+        summary = reports.class_summary(results, meta)
+        write_atomic(out_dir / "summary.json", reports.summary_json(summary))
+        write_atomic(out_dir / "summary.md", reports.summary_markdown(summary))
+        return RunReport(sorted(graded), sorted(skipped), results, notes, time.perf_counter() - started)
+    finally:
+        shutil.rmtree(work_root, ignore_errors=True)
+
+
+def _grader_failure(sub: intake.Submission, suites: list[Suite], rubric: Rubric, exc: Exception) -> StudentResult:
+    message = f"internal grader error: {type(exc).__name__}: {exc}"
+    checks = [c for s in suites for c in not_graded(s, rubric, message)]
+    return StudentResult(student=sub.student, status="sandbox_error", message=message, checks=checks,
+                         submission={"source": sub.source.name, "kind": sub.kind, "sha256": sub.sha256,
+                                     "entry": sub.entry, "mode": sub.mode, "notes": list(sub.notes)},
+                         rubric=rubric_info(rubric), versions=versions())
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or not sys.stderr.isatty():
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="submission", file=sys.stderr)
