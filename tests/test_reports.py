@@ -1,0 +1,68 @@
+"""Reports: spreadsheet-safe CSV, deterministic rendering, the results schema round trip."""
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+from grader.atomic import write_atomic
+from grader.reports import class_summary, feedback_markdown, safe_cell, scores_csv, summary_markdown
+from grader.results import StudentResult
+from grader.scoring import CheckResult
+
+
+def _result(student: str, passed: bool = True, status: str = "ok") -> StudentResult:
+    checks = [
+        CheckResult("gaussian_kl", "value", Decimal("4") if passed else Decimal(0), Decimal("4"), passed,
+                    "1.0", "2.0", None if passed else "missing_half", "" if passed else "Likely mistake ...\nvalue: differ"),
+        CheckResult("elbo", "value", Decimal("0.5"), Decimal("0.5"), True, "", "", None, ""),
+    ]
+    return StudentResult(student=student, status=status, message="", checks=checks,
+                         submission={"source": f"{student}.py", "kind": "py", "sha256": "0" * 64, "entry": "x.py",
+                                     "mode": "full", "notes": []},
+                         rubric={"version": "r1", "sha256": "1" * 64, "seed": 1}, versions={"grader": "0.1.0"},
+                         durations={"total_s": 0.1})
+
+
+def test_formula_like_cells_are_neutralised():
+    for bad in ("=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx"):
+        assert safe_cell(bad) == "'" + bad
+    assert safe_cell("alice") == "alice"
+
+
+def test_scores_csv_rows_sorted_and_safe():
+    text = scores_csv([_result("zoe"), _result("=cmd|' /C calc'!A0", passed=False), _result("--out")],
+                      ["gaussian_kl", "elbo"])
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["student", "total", "max_score", "gaussian_kl", "elbo", "status"]
+    assert [r[0] for r in rows[1:]] == ["'--out", "'=cmd|' /C calc'!A0", "zoe"]
+    assert rows[2][1:4] == ["0.5", "4.5", "0"]
+
+
+def test_results_json_round_trips_exactly():
+    r = _result("émile café", passed=False)
+    again = StudentResult.from_dict(__import__("json").loads(r.to_json()))
+    assert again.to_json() == r.to_json()
+    assert r.to_dict()["score"] == "0.5" and r.to_dict()["max_score"] == "4.5"
+
+
+def test_feedback_shows_failed_check_details_and_totals():
+    md = feedback_markdown(_result("bob", passed=False))
+    assert "**Score: 0.5 / 4.5**" in md
+    assert "- **FAIL** `value` (0 / 4)" in md and "Likely mistake ..." in md
+    assert "| `gaussian_kl` | 0 / 4 | 0 / 1 |" in md
+
+
+def test_summary_counts_mistakes_deterministically():
+    s = class_summary([_result("a", passed=False), _result("b", passed=False), _result("c")], {"rubric": {}})
+    assert s["mistakes"] == [{"mistake": "gaussian_kl: missing_half", "count": 2}]
+    assert s["pass_rate"]["gaussian_kl/value"] == "1/3"
+    assert "| gaussian_kl: missing_half | 2 |" in summary_markdown(s)
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    target = tmp_path / "sub" / "f.json"
+    write_atomic(target, "one")
+    write_atomic(target, "two")
+    assert target.read_text() == "two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]
