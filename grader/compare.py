@@ -94,7 +94,8 @@ def compare(got: np.ndarray, expected: np.ndarray, tol: Tolerance, what: str = "
     lines = [
         f"{what}: {bad.size} of {expected.size} value(s) differ (tolerance {tol})",
         f"  max abs difference {fmt(max_abs)}, max rel difference {fmt(max_rel)}",
-        f"  first at index {index}: expected {fmt(float(e[i]))}, got {fmt(float(g[i]))}",
+        (f"  first at index {index}: expected {fmt(float(e[i]))}, got {fmt(float(g[i]))}" if index
+         else f"  expected {fmt(float(e[i]))}, got {fmt(float(g[i]))}"),
     ]
     n_nonfinite = int(np.sum(~np.isfinite(g)))
     if n_nonfinite:

@@ -69,18 +69,40 @@ def rubric_info(rubric: Rubric) -> dict:
     return {"version": rubric.version, "sha256": rubric.sha256, "seed": rubric.seed}
 
 
-def _status_from(result: SandboxResult) -> tuple[str, str]:
-    """Named status of a loaded submission: ok only when every call ran."""
+def _raised_not_implemented(value: dict | None) -> bool:
+    if not value:
+        return False
+    if value.get("raised") == "NotImplementedError":
+        return True
+    return (value.get("construct") or {}).get("raised") == "NotImplementedError"
+
+
+def not_implemented(result: SandboxResult) -> list[str]:
+    """Functions every call of which raised NotImplementedError (still the template's body)."""
+    by_function: dict[str, list[bool]] = {}
+    for call in result.calls.values():
+        by_function.setdefault(call.id.split("/")[0], []).append(
+            call.status == "ok" and _raised_not_implemented(call.value))
+    return sorted(fn for fn, flags in by_function.items() if flags and all(flags))
+
+
+def _status_from(result: SandboxResult, n_functions: int) -> tuple[str, str]:
+    """Named status of a submission and a one-line message: ok only when every call ran."""
     if result.status != "ok":
         return result.status, LOAD_MESSAGES.get(result.status, "{message}").format(message=result.message)
+    todo = not_implemented(result)
+    if len(todo) == n_functions:
+        return "load_error", ("This is the untouched template: every function raises NotImplementedError. "
+                              "Nothing to grade.")
     bad = [c for c in result.calls.values() if c.status in ("timeout", "crashed")]
+    message = f"Not implemented (raise NotImplementedError): {', '.join(todo)}." if todo else ""
     if not bad:
-        return "ok", ""
+        return "ok", message
     timeouts = sorted({c.id.split("/")[0] for c in bad if c.status == "timeout"})
     crashes = sorted({c.id.split("/")[0] for c in bad if c.status == "crashed"})
     if timeouts:
-        return "timeout", f"Ran out of time in: {', '.join(timeouts)} (other functions were graded)."
-    return "crashed", f"The process died in: {', '.join(crashes)} (other functions were graded)."
+        return "timeout", f"Ran out of time in: {', '.join(timeouts)} (other functions were graded). {message}".strip()
+    return "crashed", f"The process died in: {', '.join(crashes)} (other functions were graded). {message}".strip()
 
 
 def grade_submission(sub: intake.Submission, suites: list[Suite], pool: SandboxPool, rubric: Rubric,
@@ -97,7 +119,7 @@ def grade_submission(sub: intake.Submission, suites: list[Suite], pool: SandboxP
                              durations={"total_s": round(time.perf_counter() - started, 3)}, **common), None
     result = pool.run(sub.workdir, sub.entry, sub.mode, groups)
     submission["notes"] += list(result.notes)
-    status, message = _status_from(result)
+    status, message = _status_from(result, len(suites))
     if result.status != "ok":
         checks = [c for s in suites for c in not_graded(s, rubric, f"not graded: {message}")]
     else:

@@ -148,12 +148,10 @@ def test_unavailable_import_names_the_module(tmp_path):
     assert result["message"] == ("No module named 'sympy' (not available in the grading environment; "
                                  f"{available}")
     assert result["name"] == "sympy"
-    assert load(tmp_path / "probe", {"solution.py": "import sympy\n"})["notes"] == [
-        "the top level raised ModuleNotFoundError: No module named 'sympy' (not available in the "
-        f"grading environment; {available} at line 1; loaded again in definitions mode",
-        "skipped `import sympy` (line 1): raised ModuleNotFoundError: No module named 'sympy' (not "
-        f"available in the grading environment; {available}",
-    ]
+    unavailable = ("unavailable import at line 1: No module named 'sympy' (not available in the "
+                   f"grading environment; {available}")
+    assert load(tmp_path / "probe", {"solution.py": "import sympy\n"})["error"] == unavailable
+    assert load(tmp_path / "probe2", {"solution.py": "import sympy\n"}, mode="definitions")["error"] == unavailable
     assert result["again"] == ("No module named 'definitely_not_a_module' (not available in the "
                                f"grading environment; {available}")
 

@@ -91,6 +91,14 @@ class SubmissionLoadError(Exception):
     """The submission cannot be loaded at all (syntax error, missing or unreadable entry)."""
 
 
+class UnavailableImport(ModuleNotFoundError):
+    """The submission imports a package the grading environment does not offer."""
+
+
+def _unavailable(exc: UnavailableImport, where: str) -> SubmissionLoadError:
+    return SubmissionLoadError(f"unavailable import at {where}: {exc}")
+
+
 class StatementTimeout(BaseException):
     """A top-level statement ran past its budget (BaseException: ``except Exception`` won't eat it)."""
 
@@ -371,7 +379,7 @@ class _ImportGate(importlib.abc.MetaPathFinder):
             return True
 
     def _error(self, top: str) -> ModuleNotFoundError:
-        return ModuleNotFoundError(
+        return UnavailableImport(
             f"No module named '{top}' (not available in the grading environment; "
             f"available: {self.available})",
             name=top,
@@ -665,6 +673,8 @@ def _run_definitions(namespace: dict, source: str, filename: str,
             except StatementTimeout:
                 notes.append(f"skipped {_snippet(source, node)} ({_position(node.lineno, cells)}): "
                              f"ran past the {statement_timeout_s:g} s statement budget")
+            except UnavailableImport as exc:
+                raise _unavailable(exc, _position(node.lineno, cells)) from None
             except (Exception, SystemExit) as exc:
                 notes.append(f"skipped {_snippet(source, node)} ({_position(node.lineno, cells)}): "
                              f"raised {_describe_exception(exc)}")
@@ -758,6 +768,8 @@ def load_module(workdir: str, entry: str, mode: str, statement_timeout_s: float 
         except StatementTimeout:
             notes.append(f"the top level ran past {import_timeout_s:g} s; "
                          "loaded again in definitions mode")
+        except UnavailableImport as exc:
+            raise _unavailable(exc, _position(_failure_line(exc, filename), cells)) from None
         except (Exception, SystemExit) as exc:
             where = _position(_failure_line(exc, filename), cells)
             notes.append(f"the top level raised {_describe_exception(exc)} at {where}; "

@@ -1,0 +1,284 @@
+"""``SandboxPool``: the grader's handle on the sandboxes.
+
+The pool starts ``workers`` zygotes (``grader.sandbox.zygote``) as separate interpreters and
+talks to each over two pipes. ``run`` is thread-safe: each call takes a free zygote, sends the
+request, reads the supervisor's frames (each capped and validated; bad data from the sandbox is
+a "crashed" call, never an exception here) until the zygote's "done", and puts the zygote back.
+The grader process itself never forks a sandbox. A zygote that misbehaves or overruns the
+run's outer deadline is killed (its sandbox dies with it) and restarted.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import warnings
+import weakref
+from pathlib import Path
+
+from grader.sandbox import inside, protocol, supervisor
+from grader.sandbox.job import PROJECT_ROOT
+from grader.sandbox.limits import Limits
+from grader.sandbox.namespaces import isolation_available
+from grader.sandbox.results import CallResult, SandboxResult
+
+START_S = 120.0  # a zygote importing torch on a busy machine
+OUTER_SLACK_S = 30.0  # the grader's own deadline, on top of the supervisor's
+UNSANDBOXED_WARNING = (
+    "UNSANDBOXED: student code runs as the grader's own user with rlimits only: it can read "
+    "the reference solution, write anywhere the grader can, use the network and kill the grader"
+)
+
+
+class _Zygote:
+    """One zygote process and its two pipes."""
+
+    def __init__(self, isolation: str) -> None:
+        self.isolation = isolation
+        self.process: subprocess.Popen | None = None
+        self.notes: list[str] = []
+
+    def start(self) -> None:
+        ctrl_r, self.ctrl_w = os.pipe()
+        self.result_r, result_w = os.pipe()
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": PROJECT_ROOT, "LANG": "C.UTF-8",
+            "HOME": "/tmp", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "grader.sandbox.zygote", "--ctrl-fd", str(ctrl_r),
+                 "--result-fd", str(result_w), "--isolation", self.isolation],
+                pass_fds=(ctrl_r, result_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                env=env, cwd=PROJECT_ROOT, start_new_session=True,
+            )
+        finally:
+            os.close(ctrl_r)
+            os.close(result_w)
+        self.reader = protocol.FrameReader(1 << 20)
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        if self.ready:
+            return
+        message = protocol.read_message(self.result_r, self.reader, time.monotonic() + START_S)
+        if message is None or message.get("type") != "ready":
+            raise RuntimeError(f"the sandbox zygote did not start (it said {message!r})")
+        self.notes = [str(note) for note in message.get("notes", [])]
+        self.ready = True
+
+    def stop(self, wait_s: float = 5.0) -> None:
+        for fd in ("ctrl_w", "result_r"):
+            if getattr(self, fd, None) is not None:
+                try:
+                    os.close(getattr(self, fd))
+                except OSError:
+                    pass
+                setattr(self, fd, None)
+        if self.process is not None:
+            try:
+                self.process.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop(wait_s=3.0)  # time for the zygote to abandon its run cleanly
+        self.start()
+
+
+class SandboxPool:
+    """Runs submissions in sandboxes; see the package docstring for the guarantees."""
+
+    def __init__(self, limits: Limits = Limits(), workers: int = 1, isolation: str = "auto") -> None:
+        if isolation not in ("auto", "namespaces", "none"):
+            raise ValueError(f"isolation must be 'auto', 'namespaces' or 'none', got {isolation!r}")
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.limits = limits
+        if isolation == "auto":
+            available, reason = isolation_available()
+            isolation = "namespaces" if available else "none"
+            if not available:
+                warnings.warn(f"{UNSANDBOXED_WARNING} ({reason})", RuntimeWarning, stacklevel=2)
+                print(f"WARNING: {UNSANDBOXED_WARNING} ({reason})", file=sys.stderr)
+        elif isolation == "namespaces":
+            available, reason = isolation_available()
+            if not available:
+                raise RuntimeError(f"isolation='namespaces' was asked for, but {reason}")
+        self.isolation = isolation
+        self._zygotes = [_Zygote(isolation) for _ in range(workers)]
+        self._free: queue.Queue[_Zygote] = queue.Queue()
+        self._closed = False
+        self._lock = threading.Lock()
+        for zygote in self._zygotes:
+            zygote.start()
+            self._free.put(zygote)
+        self._finalizer = weakref.finalize(self, _stop_all, list(self._zygotes))
+
+    # ------------------------------------------------------------------------------------ API
+    def run(self, workdir: Path | str, entry: str, mode: str, groups: list[list[dict]]) -> SandboxResult:
+        """Load ``workdir/entry`` in a fresh sandbox and run ``groups`` of calls; blocks."""
+        workdir, entry = _check_request(workdir, entry, mode, groups)
+        if self._closed:
+            raise RuntimeError("this SandboxPool is closed")
+        started = time.monotonic()
+        zygote = self._free.get()
+        try:
+            result = self._run_on(zygote, workdir, entry, mode, groups)
+            if mode == "full" and result.status == "timeout":
+                first = result
+                result = self._run_on(zygote, workdir, entry, "definitions", groups)
+                result.notes[:0] = [f"{first.message}; graded on its definitions alone"]
+                result.stdout, result.stderr = first.stdout + result.stdout, first.stderr + result.stderr
+                result.output_dropped_bytes += first.output_dropped_bytes
+        finally:
+            self._free.put(zygote)
+        result.duration_s = time.monotonic() - started
+        return result
+
+    def close(self) -> None:
+        """Stop every zygote (a sandbox still running dies with its zygote)."""
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- one run
+    def _run_on(self, zygote: _Zygote, workdir: str, entry: str, mode: str,
+                groups: list[list[dict]]) -> SandboxResult:
+        ids = [call["id"] for group in groups for call in group]
+        result = SandboxResult(status="sandbox_error", message="", isolation=self.isolation)
+        try:
+            if zygote.process is None or zygote.process.poll() is not None:
+                zygote.restart()
+            zygote.wait_ready()
+            request = {"type": "run", "workdir": workdir, "entry": entry, "mode": mode,
+                       "groups": groups, "limits": self.limits.to_dict()}
+            protocol.write_all(zygote.ctrl_w, protocol.frame(protocol.dumps(request)))
+            self._collect(zygote, result, ids, groups)
+        except (OSError, RuntimeError, protocol.ProtocolError, TimeoutError) as error:
+            result.status = "sandbox_error"
+            result.message = f"{type(error).__name__}: {error}"
+            zygote.restart()
+        result.notes[:0] = zygote.notes
+        if self.isolation == "none":
+            result.notes.insert(0, UNSANDBOXED_WARNING)
+        for call_id in ids:  # whatever did not come back was not run
+            if call_id not in result.calls:
+                result.calls[call_id] = CallResult(call_id, "not_run", None,
+                                                   f"not run: {result.message or 'the sandbox stopped'}", 0.0)
+        return result
+
+    def _outer_deadline(self, groups: list[list[dict]]) -> float:
+        limits = self.limits
+        calls = [call for group in groups for call in group]
+        budget = (supervisor.SETUP_S + 2 * limits.import_wall_s + 1
+                  + sum(float(call.get("wall_s", limits.call_wall_s)) + supervisor.GRACE_S + inside.IDLE_S
+                        for call in calls))
+        return time.monotonic() + budget + OUTER_SLACK_S
+
+    def _collect(self, zygote: _Zygote, result: SandboxResult, ids: list[str],
+                 groups: list[list[dict]]) -> None:
+        deadline = self._outer_deadline(groups)
+        limits = self.limits
+        reader = zygote.reader
+        reader.max_bytes = (limits.result_mib << 20) + 12 * (limits.output_kib << 10) + (1 << 20)
+        expected = set(ids)
+        end_seen = False
+        while True:
+            try:
+                message = protocol.read_message(zygote.result_r, reader, deadline, raw=True)
+            except TimeoutError:
+                raise TimeoutError(
+                    "the sandbox ran past the grader's outer deadline; its zygote was restarted"
+                ) from None
+            if message is None:
+                raise RuntimeError("the sandbox zygote died during the run; it was restarted")
+            kind = message.get("type")
+            if kind == "call":
+                call_id = message.get("id")
+                if call_id in expected and call_id not in result.calls:
+                    result.calls[call_id] = _call_result(message)
+            elif kind == "end":
+                end_seen = True
+                result.status = str(message.get("status"))
+                result.message = str(message.get("message", ""))
+                result.notes.extend(str(note) for note in message.get("notes", []))
+                result.stdout = str(message.get("stdout", ""))
+                result.stderr = str(message.get("stderr", ""))
+                result.output_dropped_bytes = int(message.get("output_dropped_bytes", 0))
+            elif kind == "done":
+                _annotate(result, message, limits)
+                if not end_seen:
+                    result.status = "sandbox_error"
+                    result.message = f"the supervisor ended without a report (wait status {message.get('exit')})"
+                return
+
+
+def _call_result(message: dict) -> CallResult:
+    call_id = str(message.get("id"))
+    status = message.get("status")
+    duration = message.get("duration_s")
+    duration = float(duration) if isinstance(duration, (int, float)) else 0.0
+    if status not in ("ok", "error", "timeout", "crashed", "not_run"):
+        return CallResult(call_id, "crashed", None, f"malformed outcome {status!r:.40} from the sandbox", duration)
+    if status != "ok":
+        return CallResult(call_id, status, None, str(message.get("error", "")), duration)
+    try:
+        value = protocol.from_jsonable(message.get("value"))
+    except protocol.ProtocolError as error:
+        return CallResult(call_id, "crashed", None, f"malformed data from the sandbox: {error}", duration)
+    if not isinstance(value, dict):
+        return CallResult(call_id, "crashed", None,
+                          f"the call returned a {type(value).__name__}, not an object of values", duration)
+    return CallResult(call_id, "ok", value, "", duration)
+
+
+def _annotate(result: SandboxResult, done: dict, limits: Limits) -> None:
+    """Say when the memory cgroup killed something, and when processes outlived the run."""
+    oom_kills = done.get("oom_kills") or 0
+    if oom_kills:
+        why = (f"the submission hit its memory limit (Limits.total_memory_mib = "
+               f"{limits.total_memory_mib} MiB): the kernel killed {oom_kills} process(es)")
+        result.notes.append(why)
+        for call in result.calls.values():
+            if call.status == "crashed" and "SIGKILL" in call.error:
+                call.error += f" ({why})"
+        if result.status == "crashed" and "SIGKILL" in result.message:
+            result.message += f" ({why})"
+    leftover = done.get("leftover_processes") or 0
+    if leftover:
+        result.notes.append(f"{leftover} process(es) outlived the sandbox and could not be killed")
+
+
+def _check_request(workdir: Path | str, entry: str, mode: str, groups: list[list[dict]]) -> tuple[str, str]:
+    folder = Path(workdir)
+    if not folder.is_dir():
+        raise ValueError(f"workdir {folder} is not a folder")
+    if Path(entry).is_absolute() or ".." in Path(entry).parts:
+        raise ValueError(f"entry must be a path inside workdir, got {entry!r}")
+    if mode not in ("full", "definitions"):
+        raise ValueError(f"mode must be 'full' or 'definitions', got {mode!r}")
+    seen: set[str] = set()
+    for group in groups:
+        for call in group:
+            call_id = call.get("id")
+            if not isinstance(call_id, str) or call_id in seen:
+                raise ValueError(f"every call needs a unique string 'id', got {call_id!r}")
+            seen.add(call_id)
+    return str(folder.resolve()), str(entry)
+
+
+def _stop_all(zygotes: list[_Zygote]) -> None:
+    for zygote in zygotes:
+        zygote.stop(wait_s=2.0)

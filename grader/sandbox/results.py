@@ -1,0 +1,29 @@
+"""What a sandbox run gives back to the grader: plain data, validated, never student objects."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CALL_STATUSES = ("ok", "error", "timeout", "crashed", "not_run")
+RUN_STATUSES = ("ok", "load_error", "timeout", "crashed", "sandbox_error")
+
+
+@dataclass
+class CallResult:
+    id: str
+    status: str  # one of CALL_STATUSES
+    value: dict | None  # what execute_call returned (JSON values and numpy arrays), only when ok
+    error: str  # why it is not ok: "ZeroDivisionError: division by zero", "killed by SIGSEGV", ...
+    duration_s: float  # measured outside the sandbox, from the call's start to its outcome
+
+
+@dataclass
+class SandboxResult:
+    status: str  # one of RUN_STATUSES; "ok": loaded, and the calls ran (whatever their results)
+    message: str  # for load_error / timeout / crashed / sandbox_error: what happened
+    calls: dict[str, CallResult] = field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+    output_dropped_bytes: int = 0
+    notes: list[str] = field(default_factory=list)
+    isolation: str = "namespaces"  # "namespaces" | "none"
+    duration_s: float = 0.0

@@ -1,0 +1,92 @@
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DEBUG = True
+
+
+def discriminator_loss(real_logits, fake_logits):
+    r = real_logits.reshape(-1)
+    f = fake_logits.reshape(-1)
+    return -0.5 * F.logsigmoid(r).mean() - 0.5 * F.logsigmoid(-f).mean()
+
+
+def generator_loss(fake_logits, kind="non_saturating"):
+    f = fake_logits.reshape(-1)
+    if kind == "non_saturating":
+        return -0.5 * F.logsigmoid(f).mean()
+    if kind == "minimax":
+        return 0.5 * F.logsigmoid(-f).mean()
+    raise ValueError(kind)
+
+
+def reparameterize(mu, logvar, eps):
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def gaussian_kl(mu, logvar):
+    return 0.5 * (torch.exp(logvar) + mu ** 2 - 1 - logvar).sum(-1)
+
+
+def bernoulli_log_likelihood(x, logits):
+    return (x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum(-1)
+
+
+def elbo(x, logits, mu, logvar):
+    return bernoulli_log_likelihood(x, logits) - gaussian_kl(mu, logvar)
+
+
+def chain_rule_log_likelihood(x, conditional_logits):
+    return bernoulli_log_likelihood(x, conditional_logits)
+
+
+class FVBN(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+        self.W = nn.Parameter(torch.zeros(dim, dim))
+        self.b = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("mask", torch.tril(torch.ones(dim, dim), -1))
+
+    def forward(self, x):
+        return F.linear(x, self.W * self.mask, self.b)
+
+    def log_prob(self, x):
+        return chain_rule_log_likelihood(x, self(x))
+
+    @torch.no_grad()
+    def sample(self, n, generator=None):
+        x = torch.zeros(n, self.dim)
+        for i in range(self.dim):
+            x[:, i] = torch.bernoulli(torch.sigmoid(self(x)[:, i]), generator=generator)
+        return x
+
+
+def train_gan(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = data[torch.randint(0, data.shape[0], (batch_size,), generator=rng)]
+        z = torch.randn(batch_size, latent_dim, generator=rng)
+        fake = generator(z)
+
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+if DEBUG:
+    _grid = torch.linspace(-100, 100, 400_001)
+    for _l, _v in zip(_grid.tolist(), F.logsigmoid(_grid).tolist()):
+        print(f"logsigmoid({_l:+.6f}) = {_v:+.12e}   log(1 - sigmoid) = {_v - _l:+.12e}")
