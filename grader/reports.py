@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from grader.results import StudentResult
+from grader.scoring import points_str as pts
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STATUS_TEXT = {
@@ -40,7 +41,7 @@ def scores_csv(results: list[StudentResult], functions: list[str]) -> str:
     writer.writerow(["student", "total", "max_score", *functions, "status"])
     for r in sorted(results, key=lambda r: r.student):
         per_fn = r.functions()
-        writer.writerow([safe_cell(r.student), str(r.score), str(r.max_score),
+        writer.writerow([safe_cell(r.student), pts(r.score), pts(r.max_score),
                          *[per_fn.get(fn, {}).get("score", "0") for fn in functions], r.status])
     return buf.getvalue()
 
@@ -52,7 +53,7 @@ def _md_escape(text: str) -> str:
 def feedback_markdown(r: StudentResult) -> str:
     """What the student reads: a summary line, a table per function, then each failed check."""
     lines = [f"# Feedback for {r.student}", "",
-             f"**Score: {r.score} / {r.max_score}** — submission {STATUS_TEXT.get(r.status, r.status)}.", ""]
+             f"**Score: {pts(r.score)} / {pts(r.max_score)}** — submission {STATUS_TEXT.get(r.status, r.status)}.", ""]
     if r.message:
         lines += [r.message, ""]
     notes = r.submission.get("notes") or []
@@ -65,13 +66,13 @@ def feedback_markdown(r: StudentResult) -> str:
     for fn, checks in by_fn.items():
         got = sum((c.score for c in checks), Decimal(0))
         top = sum((c.max_score for c in checks), Decimal(0))
-        lines.append(f"| `{fn}` | {got} / {top} | {sum(c.passed for c in checks)} / {len(checks)} |")
+        lines.append(f"| `{fn}` | {pts(got)} / {pts(top)} | {sum(c.passed for c in checks)} / {len(checks)} |")
     lines.append("")
     for fn, checks in by_fn.items():
         lines += [f"## `{fn}`", ""]
         for c in checks:
             mark = "PASS" if c.passed else "FAIL"
-            lines.append(f"- **{mark}** `{c.name}` ({c.score} / {c.max_score}): {c.description}")
+            lines.append(f"- **{mark}** `{c.name}` ({pts(c.score)} / {pts(c.max_score)}): {c.description}")
             if not c.passed and c.message:
                 lines += ["", "  ```text", *["  " + line for line in c.message.splitlines()], "  ```", ""]
         lines.append("")
@@ -100,7 +101,7 @@ def class_summary(results: list[StudentResult], meta: dict) -> dict:
         "score": {
             "mean": round(statistics.fmean(scores), 4) if scores else None,
             "median": statistics.median(scores) if scores else None,
-            "max_score": str(results[0].max_score) if results else None,
+            "max_score": pts(results[0].max_score) if results else None,
         },
         "pass_rate": {k: f"{v[0]}/{v[1]}" for k, v in per_check.items()},
         "mistakes": [{"mistake": k, "count": n} for k, n in sorted(mistakes.items(), key=lambda kv: (-kv[1], kv[0]))],

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from grader.scoring import CheckResult
+from grader.scoring import CheckResult, points_str
 
 SCHEMA_VERSION = 1
 TIMING_KEYS = ("durations",)
@@ -55,15 +55,15 @@ class StudentResult:
             entry = out.setdefault(c.function, {"score": Decimal(0), "max_score": Decimal(0)})
             entry["score"] += c.score
             entry["max_score"] += c.max_score
-        return {fn: {k: str(v) for k, v in d.items()} for fn, d in out.items()}
+        return {fn: {k: points_str(v) for k, v in d.items()} for fn, d in out.items()}
 
     def to_dict(self) -> dict:
         return {
             "schema_version": SCHEMA_VERSION,
             "student": self.student,
             "status": self.status,
-            "score": str(self.score),
-            "max_score": str(self.max_score),
+            "score": points_str(self.score),
+            "max_score": points_str(self.max_score),
             "message": self.message,
             "functions": self.functions(),
             "checks": [c.to_dict() for c in self.checks],

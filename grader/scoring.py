@@ -13,6 +13,14 @@ from grader.checks.base import Outcome, Suite, Verdict
 from grader.rubric import Rubric
 
 
+def points_str(points: Decimal) -> str:
+    """Points as the shortest exact decimal: ``80``, ``70.5``, ``0`` (never ``80.0`` or ``8E+1``)."""
+    text = format(points, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
 @dataclass
 class CheckResult:
     function: str
@@ -28,7 +36,7 @@ class CheckResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["score"], d["max_score"] = str(self.score), str(self.max_score)
+        d["score"], d["max_score"] = points_str(self.score), points_str(self.max_score)
         return d
 
 

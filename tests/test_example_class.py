@@ -1,0 +1,168 @@
+"""The example class, graded end to end through the CLI and the sandbox: every outcome as intended
+(see submissions/README.md), byte-identical reruns with any number of workers, resume after a kill."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASS = ROOT / "submissions"
+
+# student: (status, total, {function: diagnosis expected on its failed `value`-like check})
+EXPECTED = {
+    "alice_logsigmoid": ("ok", "80", {}),
+    "bob_bce": ("ok", "80", {}),
+    "carol_distributions": ("ok", "80", {}),
+    "dan_softplus": ("ok", "80", {}),
+    "erin_loops_float64": ("ok", "80", {}),
+    "frank_notebook": ("ok", "80", {}),
+    "grace_zip": ("ok", "80", {}),
+    "henry_missing_half": ("ok", "58", {"discriminator_loss": "missing_half", "generator_loss": "missing_half"}),
+    "ivy_sign_flip": ("ok", "64", {"gaussian_kl": "sign_flip", "elbo": "plus_kl"}),
+    "jack_sum_not_mean": ("ok", "58", {"discriminator_loss": "sum_instead_of_mean",
+                                       "generator_loss": "sum_instead_of_mean"}),
+    "kate_probs_as_logits": ("ok", "26", {"discriminator_loss": "sigmoid_applied_twice",
+                                          "bernoulli_log_likelihood": "sigmoid_applied_twice"}),
+    "leo_unstable": ("ok", "70.5", {"discriminator_loss": "unstable_log_sigmoid",
+                                    "bernoulli_log_likelihood": "unstable_log_sigmoid"}),
+    "mia_logvar_as_std": ("ok", "58", {"reparameterize": "logvar_as_std", "gaussian_kl": "logvar_as_log_std"}),
+    "noah_concat_bce": ("ok", "78", {"discriminator_loss": "concatenated_batches"}),
+    "olivia_fvbn_leak": ("ok", "68", {"FVBN": "mask_includes_diagonal"}),
+    "paul_kind_ignored": ("ok", "77", {"generator_loss": "kind_ignored"}),
+    "quinn_inplace": ("ok", "76", {"discriminator_loss": "modified_input"}),
+    "rita_template": ("load_error", "0", {}),
+    "sam_syntax_error": ("load_error", "0", {}),
+    "tom_unavailable_import": ("load_error", "0", {}),
+    "uma_hang": ("timeout", "72", {}),
+    "victor_memory_hog": ("ok", "72", {}),
+    "wendy_output_flood": ("ok", "80", {}),
+    "xavier_reads_reference": ("ok", "20", {"discriminator_loss": "missing_half"}),
+}
+
+
+def sandbox_processes() -> list[int]:
+    """Host pids running as a sandbox uid (the pool maps each sandbox to uid 200000 + n)."""
+    pids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            uid_line = next(line for line in status.read_text().splitlines() if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if int(uid_line.split()[1]) >= 200000:
+            pids.append(int(status.parent.name))
+    return pids
+
+
+def grade(class_dir: Path, out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "grader", str(class_dir), "--out", str(out), "--quiet", *extra],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def load_results(out: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text("utf-8")) for p in sorted((out / "results").glob("*.json"))}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("grading") / "out"
+    grade(CLASS, out, "--workers", "2")
+    return out
+
+
+def test_every_student_has_the_intended_outcome(graded):
+    results = load_results(graded)
+    assert sorted(results) == sorted(EXPECTED)
+    for student, (status, score, diagnoses) in EXPECTED.items():
+        r = results[student]
+        assert (r["status"], r["score"]) == (status, score), (student, r["message"])
+        found = {}
+        for c in r["checks"]:
+            if not c["passed"] and c["diagnosis"] and c["function"] not in found:
+                found[c["function"]] = c["diagnosis"]
+        for function, diagnosis in diagnoses.items():
+            named = {c["diagnosis"] for c in r["checks"] if c["function"] == function and not c["passed"]}
+            assert diagnosis in named, (student, function, named)
+
+
+def test_load_errors_say_why(graded):
+    results = load_results(graded)
+    assert "SyntaxError at line 16" in results["sam_syntax_error"]["message"]
+    assert "unavailable import" in results["tom_unavailable_import"]["message"]
+    assert "'jax'" in results["tom_unavailable_import"]["message"]
+    assert "untouched template" in results["rita_template"]["message"]
+    assert "gaussian_kl" in results["uma_hang"]["message"]
+
+
+def test_hostile_examples_are_contained(graded):
+    results = load_results(graded)
+    wendy = results["wendy_output_flood"]
+    assert wendy["sandbox"]["output_dropped_bytes"] > 10_000_000
+    assert (graded / "logs" / "wendy_output_flood.txt").stat().st_size < 1_000_000
+    victor = {c["name"]: c for c in results["victor_memory_hog"]["checks"] if c["function"] == "chain_rule_log_likelihood"}
+    assert not victor["value"]["passed"]
+    assert "memory" in victor["value"]["message"].lower(), victor["value"]["message"]
+    # xavier's fallback formulas are wrong: if the reference leaked into the sandbox it would pass
+    assert results["xavier_reads_reference"]["functions"]["discriminator_loss"]["score"] == "0"
+
+
+def test_outputs_are_complete_and_spreadsheet_safe(graded):
+    rows = (graded / "scores.csv").read_text("utf-8").splitlines()
+    assert rows[0].startswith("student,total,max_score,discriminator_loss")
+    assert len(rows) == 1 + len(EXPECTED)
+    assert sorted(p.stem for p in (graded / "feedback").glob("*.md")) == sorted(EXPECTED)
+    summary = json.loads((graded / "summary.json").read_text("utf-8"))
+    assert summary["students"] == len(EXPECTED)
+    assert summary["rubric"]["seed"] and summary["versions"]["torch"]
+    assert not list(graded.rglob("*.tmp"))
+
+
+def _without_timings(results: dict[str, dict]) -> dict[str, dict]:
+    return {k: {f: v for f, v in r.items() if f != "durations"} for k, r in results.items()}
+
+
+def test_regrading_is_byte_identical_with_any_number_of_workers(graded, tmp_path):
+    again = tmp_path / "again"
+    grade(CLASS, again, "--workers", "1")
+    assert (again / "scores.csv").read_bytes() == (graded / "scores.csv").read_bytes()
+    assert _without_timings(load_results(again)) == _without_timings(load_results(graded))
+    for name in EXPECTED:
+        assert (again / "feedback" / f"{name}.md").read_bytes() == (graded / "feedback" / f"{name}.md").read_bytes()
+
+
+def test_rerun_resumes_and_a_killed_run_loses_only_what_was_in_flight(tmp_path):
+    small = tmp_path / "class"
+    small.mkdir()
+    for name in ("alice_logsigmoid.py", "henry_missing_half.py", "leo_unstable.py", "uma_hang.py", "bob_bce.py"):
+        shutil.copy(CLASS / name, small / name)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "grader", str(small), "--out", str(out), "--quiet",
+                             "--workers", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    def written() -> int:
+        return len(list((out / "results").glob("*.json"))) if (out / "results").exists() else 0
+
+    deadline = time.monotonic() + 120
+    while written() < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)
+    assert sandbox_processes() == [], "processes of a killed grader's sandboxes survived it"
+    done_before = {p.name for p in (out / "results").glob("*.json")}
+    assert done_before, "the grader wrote nothing before it was killed"
+    for path in (out / "results").glob("*.json"):
+        json.loads(path.read_text("utf-8"))        # every file complete: written atomically
+    finished = grade(small, out, "--workers", "2")
+    assert f"reused {len(done_before)} earlier result(s)" in finished.stdout
+    assert sorted(p.stem for p in (out / "results").glob("*.json")) == sorted(p.stem for p in small.iterdir())
