@@ -11,7 +11,8 @@ Schema (``schema_version`` 1); every key is always present:
 * ``message``: one line for the student about the status.
 * ``functions``: ``{name: {"score", "max_score"}}`` in rubric order.
 * ``checks``: ``[{function, name, description, score, max_score, passed, expected, got, diagnosis,
-  message}]``.
+  message, hidden}]``; ``hidden`` (TA only, never shown to the student) holds the full inputs of
+  the first failing call (``{case, args, kwargs}``; arrays as ``{dtype, shape, data}``), else null.
 * ``submission``: ``{source, kind, sha256, entry, mode, notes}``.
 * ``rubric``: ``{version, sha256, seed}``; ``versions``: grader, python, torch, numpy.
 * ``sandbox``: ``{isolation, limits, output_dropped_bytes}``.
@@ -84,7 +85,8 @@ class StudentResult:
         checks = [CheckResult(
             function=c["function"], name=c["name"], score=Decimal(c["score"]), max_score=Decimal(c["max_score"]),
             passed=bool(c["passed"]), expected=c["expected"], got=c["got"], diagnosis=c["diagnosis"],
-            message=c["message"], description=c.get("description", "")) for c in d["checks"]]
+            message=c["message"], description=c.get("description", ""), hidden=c.get("hidden"))
+            for c in d["checks"]]
         return cls(student=d["student"], status=d["status"], message=d["message"], checks=checks,
                    submission=d["submission"], rubric=d["rubric"], versions=d["versions"],
                    sandbox=d.get("sandbox", {}), durations=d.get("durations", {}))

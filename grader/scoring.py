@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-from grader.checks.base import Outcome, Suite, Verdict
+from grader.checks.base import Outcome, Suite, Verdict, hidden_inputs
 from grader.rubric import Rubric
 
 
@@ -33,6 +33,7 @@ class CheckResult:
     diagnosis: str | None
     message: str
     description: str = ""
+    hidden: dict | None = None       # the failing call's full inputs: TA only, never in feedback
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -65,10 +66,14 @@ def score_suite(suite: Suite, verdicts: dict[str, Verdict], rubric: Rubric) -> l
         if verdict.passed and failed_gates:
             message = (f"not credited: it builds on `{failed_gates[0]}`, which failed "
                        f"(a wrong formula earns no points for its other checks)")
+        failing = None
+        if not verdict.passed and check.cases:
+            failing = next((c for c in check.cases if c.id == verdict.case), check.cases[0])
         results.append(CheckResult(
             function=suite.function, name=check.name, score=points if passed else Decimal(0), max_score=points,
             passed=passed, expected=verdict.expected, got=verdict.got, diagnosis=verdict.diagnosis,
             message=message, description=check.description,
+            hidden=hidden_inputs(failing) if failing is not None else None,
         ))
     return results
 

@@ -186,3 +186,21 @@ def test_failure_message_reads_like_pytest():
     assert "value(s) differ (tolerance rtol=1e-05, atol=1e-06)" in msg
     assert "max abs difference" in msg and "first at index [0]" in msg
     assert "inputs: mu: float64 [8, 4]" in msg
+
+
+def test_full_hidden_inputs_go_to_the_ta_only():
+    from grader.reports import feedback_markdown
+    from grader.results import StudentResult
+
+    m = next(m for m in CATALOGUE if m.function == "elbo" and m.name == "plus_kl")
+    results = run_trusted(SUITES["elbo"], {**REFERENCE, "elbo": m.compute}, RUBRIC)
+    value = failed(results)["value"]
+    assert value.hidden["case"] == "elbo/value/0"
+    x = value.hidden["args"][0]
+    assert x["dtype"] == "float64" and x["shape"] == [8, 16] and len(x["data"]) == 8
+    record = StudentResult("s", "ok", "", results, {}, {}, {})
+    assert '"hidden"' in record.to_json()
+    md = feedback_markdown(record)
+    logits = value.hidden["args"][1]["data"]
+    assert "elbo/value/0" not in md
+    assert repr(logits[0][3]) not in md and repr(logits[1][0]) not in md

@@ -61,6 +61,7 @@ class Verdict:
     got: str = ""
     diagnosis: str | None = None     # a mistake's name from the catalogue, or a generic one
     explanation: str = ""            # what that mistake is, for the student
+    case: str | None = None          # id of the failing call, whose full inputs go to the TA only
 
 
 Judge = Callable[["Check", dict[str, Outcome]], Verdict]
@@ -127,6 +128,23 @@ def outcome_failure(outcome: Outcome | None, function: str) -> str | None:
         "error": f"could not call `{function}`: {outcome.error}",
     }
     return reasons.get(outcome.status, f"{outcome.status}: {outcome.error}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"dtype": str(value.dtype), "shape": list(value.shape), "data": value.tolist()}
+    return value
+
+
+def hidden_inputs(case: Case) -> dict:
+    """The full inputs of a call, as JSON, for the TA's results (never for the student's feedback).
+
+    FVBN calls list their seeds and sizes; their inputs are every binary vector of ``dim``."""
+    if case.kind == "function":
+        return {"case": case.id, "args": [_plain(a) for a in case.args],
+                "kwargs": {k: _plain(v) for k, v in case.kwargs.items()}}
+    small = {k: v for k, v in case.extra.items() if not isinstance(v, np.ndarray)}
+    return {"case": case.id, **small, "inputs": "every binary vector of length dim, in lexicographic order"}
 
 
 def tolerance_for(rubric: Rubric, case: Case) -> Tolerance:

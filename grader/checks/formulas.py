@@ -90,7 +90,7 @@ def diagnose(spec: FormulaSpec, case: Case, got: np.ndarray, rubric: Rubric) -> 
 
 # --- judges -----------------------------------------------------------------------------------
 def _fail_call(check: Check, case: Case, reason: str, spec: FormulaSpec) -> Verdict:
-    return Verdict(False, f"{reason}\n  inputs: {describe_inputs(spec.arg_names, case)}", got=reason)
+    return Verdict(False, f"{reason}\n  inputs: {describe_inputs(spec.arg_names, case)}", got=reason, case=case.id)
 
 
 def judge_value(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
@@ -112,7 +112,7 @@ def judge_value(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[
         message = (f"{result.message}\n  inputs: {describe_inputs(spec.arg_names, case)}\n"
                    f"  expected {summarize(expected)}\n  got      {summarize(got)}")
         return Verdict(False, message, expected=summarize(expected), got=summarize(got),
-                       diagnosis=name, explanation=explanation)
+                       diagnosis=name, explanation=explanation, case=case.id)
     return Verdict(True, f"{len(check.cases)} call(s) matched the reference")
 
 
@@ -134,11 +134,12 @@ def judge_gradient(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: di
                 else:
                     why = f"no gradient reached `{arg}`" + (f": {got_grad['error']}" if isinstance(got_grad, dict) else "")
                 return Verdict(False, f"not differentiable w.r.t. `{arg}`: {why}", expected="a gradient",
-                               got="none", diagnosis="not_differentiable", explanation=GENERIC["not_differentiable"])
+                               got="none", diagnosis="not_differentiable", explanation=GENERIC["not_differentiable"],
+                               case=case.id)
             result = compare(as_array(got_grad), exp_grad, tolerance_for(rubric, case), what=f"d sum(result) / d {arg}")
             if not result.ok:
                 return Verdict(False, f"{result.message}\n  inputs: {describe_inputs(spec.arg_names, case)}",
-                               expected=summarize(exp_grad), got=summarize(as_array(got_grad)))
+                               expected=summarize(exp_grad), got=summarize(as_array(got_grad)), case=case.id)
     return Verdict(True, "gradients match the reference")
 
 
@@ -161,7 +162,7 @@ def judge_shape(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[
         if want is None:
             if int(np.prod(shape)) != 1:
                 return Verdict(False, f"expected a scalar (0-dim or one element), got shape {shape_str(shape)}",
-                               expected="a scalar", got=shape_str(shape))
+                               expected="a scalar", got=shape_str(shape), case=case.id)
         elif shape != want:
             hint = ""
             if spec.output == "batch" and int(np.prod(shape)) == 1:
@@ -169,7 +170,7 @@ def judge_shape(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[
             return Verdict(False, f"expected shape {shape_str(want)}, got {shape_str(shape)}{hint}",
                            expected=shape_str(want), got=shape_str(shape),
                            diagnosis="batch_reduced" if hint else None,
-                           explanation=GENERIC["batch_reduced"] if hint else "")
+                           explanation=GENERIC["batch_reduced"] if hint else "", case=case.id)
     return Verdict(True, "shapes follow the contract")
 
 
@@ -183,7 +184,7 @@ def judge_unmodified(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: 
             if changed:
                 return Verdict(False, f"`{name}` was modified in place (inputs: {describe_inputs(spec.arg_names, case)})",
                                expected="inputs unchanged", got=f"`{name}` changed",
-                               diagnosis="modified_input", explanation=GENERIC["modified_input"])
+                               diagnosis="modified_input", explanation=GENERIC["modified_input"], case=case.id)
     return Verdict(True, "inputs left unchanged")
 
 
@@ -198,10 +199,10 @@ def judge_raises(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict
             got = summarize(as_array(outcome.value["value"]))
             return Verdict(False, f"expected ValueError for {describe_inputs(spec.arg_names, case)}; "
                                   f"got a value {got}", expected="ValueError", got=got,
-                           diagnosis="kind_not_validated", explanation=GENERIC["kind_not_validated"])
+                           diagnosis="kind_not_validated", explanation=GENERIC["kind_not_validated"], case=case.id)
         if "ValueError" not in raised:
             return Verdict(False, f"expected ValueError, got {outcome.value.get('message')}",
-                           expected="ValueError", got=outcome.value["raised"])
+                           expected="ValueError", got=outcome.value["raised"], case=case.id)
     return Verdict(True, "raised ValueError")
 
 
