@@ -1,0 +1,315 @@
+"""Train reference models over several seeds and write their statistics as JSON.
+
+    python -m reference.train --model {gan,vae,fvbn,nade,made,wavenet} --data {digits,ring,mnist} \
+        [--data-dir DIR] --device {cpu,cuda} --seeds N [--steps S] [--out PATH]
+
+Seeds 0..N-1 each train one model from scratch, deterministically: ``torch.manual_seed(seed)``
+fixes the initial parameters, a ``torch.Generator`` seeded with ``seed`` fixes the data order and
+the training noise, ``torch.use_deterministic_algorithms(True)`` is on during the run, and every
+evaluation draws from its own generator seeded with ``EVAL_SEED + seed``.
+
+Metrics (all in nats, per-example means over a split):
+
+* fvbn, nade, made, wavenet: ``test_nll`` and ``train_nll``, the mean of ``-log_prob``.
+* vae: ``test_elbo`` (one z per example), ``test_iwae`` (k = 100) and ``train_elbo``.
+* gan on ring: ``modes_covered`` (of 8), ``high_quality_fraction`` and ``ring_distance`` of
+  ``GAN_EVAL_SAMPLES`` generated points (``reference.metrics``); plus the final losses.
+* gan on digits / mnist: ``final_d_loss`` and ``final_g_loss`` (means over the last 10 % of steps).
+
+The output (default ``reference/stats/{model}_{data}_{device}.json``) is written atomically. For
+each metric it holds every seed's value and their mean, std (sample std, ddof = 1; 0 for a single
+seed), min and max; plus the settings, versions, wall and CPU times and date.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from reference import metrics
+from reference.data import load_dataset
+from reference.models import MADE, NADE, VAE, CausalConvNet, LogisticFVBN, AutoregressiveModel, GAN_CONFIGS, make_gan
+from reference.workhouse import train_gan
+
+STATS_DIR = Path(__file__).resolve().parent / "stats"
+MODELS = ("gan", "vae", "fvbn", "nade", "made", "wavenet")
+FVBN_MODELS = ("fvbn", "nade", "made", "wavenet")
+EVAL_SEED = 1_000_000
+GAN_EVAL_SAMPLES = 2000
+IWAE_K = 100
+
+#: Default optimisation settings per model: chosen so that each model gives a meaningful figure on
+#: the digits / ring while one seed takes well under a minute on one CPU core.
+DEFAULTS: dict[str, dict[str, float]] = {
+    "fvbn": {"steps": 2000, "batch_size": 100, "lr": 1e-2},
+    "nade": {"steps": 2000, "batch_size": 100, "lr": 5e-3},
+    "made": {"steps": 2500, "batch_size": 100, "lr": 1e-3},
+    "wavenet": {"steps": 1200, "batch_size": 100, "lr": 2e-3},  # overfits the 1438 digits beyond ~1300 steps
+    "vae": {"steps": 6000, "batch_size": 100, "lr": 1e-3},
+    "gan": {"steps": 10000, "batch_size": 256, "lr": 1e-3},
+}
+#: Architecture sizes (the constructor arguments besides the data dimension).
+ARCHITECTURES: dict[str, dict[str, int]] = {
+    "fvbn": {},
+    "nade": {"hidden": 64},
+    "made": {"hidden": 256, "num_layers": 2},
+    "wavenet": {"channels": 16, "layers": 6},  # receptive field 2 ** 6 = 64 positions
+    "vae": {"latent_dim": 8, "hidden": 256},
+}
+
+
+def build_fvbn(model: str, dim: int) -> AutoregressiveModel:
+    """A fresh model of the FVBN family ``model`` for data of dimension ``dim``."""
+    arch = ARCHITECTURES[model]
+    if model == "fvbn":
+        return LogisticFVBN(dim)
+    if model == "nade":
+        return NADE(dim, **arch)
+    if model == "made":
+        return MADE(dim, **arch)
+    if model == "wavenet":
+        return CausalConvNet(dim, **arch)
+    raise ValueError(f"{model!r} is not an FVBN model")
+
+
+def batch_indices(n: int, batch_size: int, rng: torch.Generator) -> Iterator[Tensor]:
+    """Endless minibatches of row indices: a fresh ``randperm(n)`` per epoch, last partial batch dropped."""
+    batch_size = min(batch_size, n)
+    while True:
+        perm = torch.randperm(n, generator=rng)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield perm[start: start + batch_size]
+
+
+def _train(loss_fn, params, data: Tensor, steps: int, batch_size: int, lr: float, rng: torch.Generator) -> list[float]:
+    """Adam on ``loss_fn(batch)`` for ``steps`` minibatches of ``data``; returns the loss per step."""
+    opt = torch.optim.Adam(params, lr=lr)
+    history = []
+    for _, idx in zip(range(steps), batch_indices(data.shape[0], batch_size, rng)):
+        loss = loss_fn(data[idx.to(data.device)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    return history
+
+
+class _OnDevice(nn.Module):
+    """Moves its input to ``device`` first: ``train_gan`` draws z on the CPU generator it is given."""
+
+    def __init__(self, module: nn.Module, device: torch.device):
+        super().__init__()
+        self.module, self.device = module, device
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module(x.to(self.device))
+
+
+@torch.no_grad()
+def _mean_nll(model: AutoregressiveModel, data: Tensor, batch: int = 1000) -> float:
+    return float(sum(-model.log_prob(data[i: i + batch]).double().sum() for i in range(0, len(data), batch)) / len(data))
+
+
+def run_seed(model_name: str, data_name: str, seed: int, *, steps: int, batch_size: int, lr: float,
+             device: torch.device, data_dir: str | None = None) -> dict[str, float]:
+    """Train one model from ``seed`` and return its metrics (plain floats)."""
+    torch.manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
+    eval_rng = torch.Generator().manual_seed(EVAL_SEED + seed)
+    train = load_dataset(data_name, "train", data_dir).to(device)
+
+    if model_name == "gan":
+        config = GAN_CONFIGS[data_name]
+        gen, disc = (m.to(device) for m in make_gan(config))
+        hist = train_gan(_OnDevice(gen, device), disc, train, steps=steps, batch_size=batch_size, lr=lr,
+                         latent_dim=config.latent_dim, rng=rng)
+        tail = max(1, steps // 10)
+        out = {"final_d_loss": float(np.mean(hist["d_loss"][-tail:])),
+               "final_g_loss": float(np.mean(hist["g_loss"][-tail:]))}
+        if data_name == "ring":
+            with torch.no_grad():
+                z = torch.randn(GAN_EVAL_SAMPLES, config.latent_dim, generator=eval_rng).to(device)
+                out.update(metrics.ring_statistics(gen(z), eval_rng))
+        return out
+
+    test = load_dataset(data_name, "test", data_dir).to(device)
+    dim = train.shape[1]
+    if model_name == "vae":
+        vae = VAE(dim, **ARCHITECTURES["vae"]).to(device)
+        _train(lambda x: vae.loss(x, rng), vae.parameters(), train, steps, batch_size, lr, rng)
+        with torch.no_grad():
+            return {
+                "test_elbo": float(vae.elbo(test, eval_rng).double().mean()),
+                "test_iwae": float(torch.cat([vae.importance_weighted_bound(test[i: i + 100], IWAE_K, eval_rng)
+                                              for i in range(0, len(test), 100)]).double().mean()),
+                "train_elbo": float(vae.elbo(train, eval_rng).double().mean()),
+            }
+
+    model = build_fvbn(model_name, dim).to(device)
+    _train(lambda x: -model.log_prob(x).mean(), model.parameters(), train, steps, batch_size, lr, rng)
+    return {"test_nll": _mean_nll(model, test), "train_nll": _mean_nll(model, train)}
+
+
+def summarise(values: list[float]) -> dict:
+    """Every value plus mean, std (ddof = 1, or 0 for one value), min and max."""
+    arr = np.asarray(values, dtype=np.float64)
+    return {"values": [float(v) for v in arr], "mean": float(arr.mean()),
+            "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "min": float(arr.min()), "max": float(arr.max())}
+
+
+def project_version() -> str:
+    """This project's version, from pyproject.toml (the package is usually not installed)."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("genmodel-grader")
+        except PackageNotFoundError:
+            return "unknown"
+
+
+def versions() -> dict[str, str]:
+    import sklearn
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "genmodel-grader": project_version()}
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model from /proc/cpuinfo where there is one."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    """Write ``obj`` as JSON to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m reference.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, choices=MODELS)
+    p.add_argument("--data", required=True, choices=("digits", "ring", "mnist"))
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (--data mnist)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--seeds", type=int, default=5, help="train seeds 0..N-1")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: per model)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads; these models are small, one thread per process is the efficient choice")
+    p.add_argument("--out", type=Path, default=None, help="default: reference/stats/{model}_{data}_{device}.json")
+    args = p.parse_args(argv)
+    if args.model != "gan" and args.data == "ring":
+        p.error(f"--model {args.model} models binary data: use --data digits or mnist")
+    if args.data == "mnist" and args.data_dir is None:
+        p.error("--data mnist needs --data-dir")
+    if args.seeds < 1:
+        p.error("--seeds must be >= 1")
+    return args
+
+
+@contextlib.contextmanager
+def _deterministic_torch(threads: int, device: torch.device) -> Iterator[None]:
+    """Deterministic algorithms and a thread count for the run; the previous settings are restored after."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+    old = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+           torch.get_num_threads())
+    # On CUDA a few ops have no deterministic kernel: warn there rather than fail ("where it works").
+    torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old[0], warn_only=old[1])
+        torch.set_num_threads(old[2])
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Run the command line ``argv``; returns the path of the statistics file written."""
+    args = parse_args(argv)
+    settings = {**DEFAULTS[args.model]}
+    for key in ("steps", "batch_size", "lr"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    device = torch.device(args.device)
+    out = args.out or STATS_DIR / f"{args.model}_{args.data}_{args.device}.json"
+    seeds = list(range(args.seeds))
+
+    per_seed: list[dict[str, float]] = []
+    times: list[float] = []
+    cpu_times: list[float] = []
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with _deterministic_torch(args.threads, device):
+        for seed in seeds:
+            t0, c0 = time.perf_counter(), time.process_time()
+            per_seed.append(run_seed(args.model, args.data, seed, steps=int(settings["steps"]),
+                                     batch_size=int(settings["batch_size"]), lr=float(settings["lr"]),
+                                     device=device, data_dir=args.data_dir))
+            times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
+            print(f"[{args.model}/{args.data}] seed {seed}: "
+                  + ", ".join(f"{k}={v:.4f}" for k, v in per_seed[-1].items()) + f" ({times[-1]:.1f} s)",
+                  file=sys.stderr, flush=True)
+    total, cpu_total = time.perf_counter() - start, time.process_time() - cpu_start
+
+    stats = {
+        "model": args.model,
+        "data": args.data,
+        "device": args.device,
+        "device_name": device_name(device),
+        "seeds": seeds,
+        "steps": int(settings["steps"]),
+        "batch_size": int(settings["batch_size"]),
+        "lr": float(settings["lr"]),
+        "threads": args.threads,
+        "architecture": GAN_CONFIGS[args.data].__dict__ if args.model == "gan" else ARCHITECTURES[args.model],
+        "metrics": {name: summarise([s[name] for s in per_seed]) for name in per_seed[0]},
+        "wall_time_s": {"total": total, "per_seed": times},
+        # CPU time of this process (all its threads): unlike wall time, not inflated by other load
+        "cpu_time_s": {"total": cpu_total, "per_seed": cpu_times},
+        "versions": versions(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": ["python", "-m", "reference.train", *(sys.argv[1:] if argv is None else argv)],
+    }
+    write_json_atomic(Path(out), stats)
+    return Path(out)
+
+
+if __name__ == "__main__":
+    main()
