@@ -49,6 +49,7 @@ class GradingOptions:
     rubric_path: Path = DEFAULT_RUBRIC
     resume: bool = True
     progress: bool = False
+    oracle: object | None = None       # where expected values come from; None: the reference
 
 
 @dataclass
@@ -170,7 +171,12 @@ def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
     """Grade every submission in ``class_dir``; write results, feedback, scores.csv and a summary."""
     started = time.perf_counter()
     rubric = load_rubric(options.rubric_path)
-    suites = build_suites(rubric)
+    oracle = options.oracle
+    if oracle is None:
+        from grader.reference_oracle import ReferenceOracle  # the reference enters only the grader's process
+
+        oracle = ReferenceOracle()
+    suites = build_suites(rubric, oracle)
     groups = [suite.calls() for suite in suites]
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

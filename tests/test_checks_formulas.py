@@ -11,12 +11,13 @@ import torch.nn.functional as F
 from engine_helpers import failed, run_trusted
 from grader.checks import build_suites, formulas as formula_checks
 from grader.mistakes import CATALOGUE
+from grader.reference_oracle import ReferenceOracle
 from grader.rubric import load_rubric
 from grader.scoring import total
 from reference import formulas
 
 RUBRIC = load_rubric()
-SUITES = {s.function: s for s in build_suites(RUBRIC)}
+SUITES = {s.function: s for s in build_suites(RUBRIC, ReferenceOracle())}
 REFERENCE = {name: getattr(formulas, name) for name in formula_checks.SPECS}
 
 

@@ -8,12 +8,13 @@ from torch import nn
 
 from engine_helpers import failed, run_trusted
 from grader.checks import fvbn
+from grader.reference_oracle import ReferenceOracle
 from grader.rubric import load_rubric
 from reference.formulas import chain_rule_log_likelihood
 from reference.models.fvbn import CausalConvNet, LogisticFVBN, MADE, NADE
 
 RUBRIC = load_rubric()
-SUITE = fvbn.build_suite(RUBRIC)
+SUITE = fvbn.build_suite(RUBRIC, ReferenceOracle())
 
 
 class MaskedFVBN(nn.Module):

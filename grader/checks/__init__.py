@@ -6,14 +6,14 @@ from grader.checks.base import Suite
 from grader.rubric import Rubric
 
 
-def build_suites(rubric: Rubric) -> list[Suite]:
+def build_suites(rubric: Rubric, oracle) -> list[Suite]:
     """One suite per function listed in the rubric, in rubric order; an unknown name is an error."""
     suites = []
     for function in rubric.points:
         if function in formulas.SPECS:
-            suites.append(formulas.build_suite(function, rubric))
+            suites.append(formulas.build_suite(function, rubric, oracle))
         elif function == fvbn.FUNCTION:
-            suites.append(fvbn.build_suite(rubric))
+            suites.append(fvbn.build_suite(rubric, oracle))
         else:
             raise KeyError(f"rubric lists `{function}`, for which the grader has no checks")
     return suites

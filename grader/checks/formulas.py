@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from grader.checks.base import (Case, Check, Outcome, Suite, Verdict, as_array, describe_inputs,
                                 function_rng, outcome_failure, tolerance_for)
 from grader.compare import compare, matches, shape_str, summarize
-from grader.mistakes import GENERIC, mistakes_for
+from grader.diagnoses import GENERIC
 from grader.rubric import Rubric
-from reference import formulas
+
+if TYPE_CHECKING:
+    from grader.oracle import Oracle
 
 EXTREME_LOGITS = np.array([-100.0, -60.0, -30.0, -17.0, 17.0, 30.0, 60.0, 100.0])
 EXTREME_LOGVAR = np.array([-10.0, -7.0, 7.0, 10.0])
@@ -34,57 +35,25 @@ class FormulaSpec:
     arg_names: tuple[str, ...]
     output: str                       # "scalar" | "batch" ([B]) | "like_first" (shape of the first arg)
     grad: tuple[int, ...]             # positional args whose gradient is checked
-    reference: Callable
 
 
 SPECS: dict[str, FormulaSpec] = {s.name: s for s in [
-    FormulaSpec("discriminator_loss", ("real_logits", "fake_logits"), "scalar", (0, 1), formulas.discriminator_loss),
-    FormulaSpec("generator_loss", ("fake_logits",), "scalar", (0,), formulas.generator_loss),
-    FormulaSpec("reparameterize", ("mu", "logvar", "eps"), "like_first", (0, 1), formulas.reparameterize),
-    FormulaSpec("gaussian_kl", ("mu", "logvar"), "batch", (0, 1), formulas.gaussian_kl),
-    FormulaSpec("bernoulli_log_likelihood", ("x", "logits"), "batch", (1,), formulas.bernoulli_log_likelihood),
-    FormulaSpec("elbo", ("x", "logits", "mu", "logvar"), "batch", (1, 2, 3), formulas.elbo),
-    FormulaSpec("chain_rule_log_likelihood", ("x", "conditional_logits"), "batch", (1,),
-                formulas.chain_rule_log_likelihood),
+    FormulaSpec("discriminator_loss", ("real_logits", "fake_logits"), "scalar", (0, 1)),
+    FormulaSpec("generator_loss", ("fake_logits",), "scalar", (0,)),
+    FormulaSpec("reparameterize", ("mu", "logvar", "eps"), "like_first", (0, 1)),
+    FormulaSpec("gaussian_kl", ("mu", "logvar"), "batch", (0, 1)),
+    FormulaSpec("bernoulli_log_likelihood", ("x", "logits"), "batch", (1,)),
+    FormulaSpec("elbo", ("x", "logits", "mu", "logvar"), "batch", (1, 2, 3)),
+    FormulaSpec("chain_rule_log_likelihood", ("x", "conditional_logits"), "batch", (1,)),
 ]}
 
 
-# --- expected values, computed by the grader from the reference -------------------------------
-def _torch_args(case: Case, dtype: torch.dtype | None = torch.float64, requires_grad: tuple[int, ...] = ()):
-    args = []
-    for i, a in enumerate(case.args):
-        if isinstance(a, np.ndarray):
-            t = torch.from_numpy(a.copy())
-            t = t.to(dtype) if dtype is not None else t
-            args.append(t.requires_grad_(i in requires_grad))
-        else:
-            args.append(a)
-    return args
-
-
-def expected_value(spec: FormulaSpec, case: Case) -> np.ndarray:
-    return spec.reference(*_torch_args(case), **case.kwargs).detach().numpy()
-
-
-def expected_grads(spec: FormulaSpec, case: Case) -> list[np.ndarray]:
-    args = _torch_args(case, requires_grad=case.grad)
-    out = spec.reference(*args, **case.kwargs)
-    grads = torch.autograd.grad(out.sum(), [args[i] for i in case.grad])
-    return [g.numpy() for g in grads]
-
-
-def diagnose(spec: FormulaSpec, case: Case, got: np.ndarray, rubric: Rubric) -> tuple[str | None, str]:
+def diagnose(oracle: Oracle, case: Case, got: np.ndarray, rubric: Rubric) -> tuple[str | None, str]:
     """The first catalogued mistake whose output on this case equals what the student returned."""
     tol = tolerance_for(rubric, case)
-    for m in mistakes_for(spec.name):
-        try:
-            with torch.no_grad(), np.errstate(all="ignore"):
-                candidate = m.compute(*_torch_args(case, dtype=None), **case.kwargs)
-            candidate = as_array(candidate.detach().to(torch.float64).numpy())
-        except Exception:
-            continue
+    for name, explanation, candidate in oracle.mistakes(case):
         if matches(got, candidate, tol):
-            return m.name, m.explanation
+            return name, explanation
     return None, ""
 
 
@@ -93,7 +62,7 @@ def _fail_call(check: Check, case: Case, reason: str, spec: FormulaSpec) -> Verd
     return Verdict(False, f"{reason}\n  inputs: {describe_inputs(spec.arg_names, case)}", got=reason, case=case.id)
 
 
-def judge_value(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+def judge_value(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     """Every case's value equals the reference's within the tolerance of its input dtype."""
     for case in check.cases:
         outcome = outcomes.get(case.id)
@@ -101,11 +70,11 @@ def judge_value(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[
         if reason:
             return _fail_call(check, case, reason, spec)
         got = as_array(outcome.value["value"])
-        expected = expected_value(spec, case)
+        expected = oracle.value(case)
         result = compare(got, expected, tolerance_for(rubric, case), what="value")
         if result.ok:
             continue
-        name, explanation = diagnose(spec, case, got, rubric)
+        name, explanation = diagnose(oracle, case, got, rubric)
         if name is None and check.name.startswith("extreme"):
             name = "non_finite_at_extremes" if not np.isfinite(got).all() else "inaccurate_at_extremes"
             explanation = GENERIC[name]
@@ -116,7 +85,7 @@ def judge_value(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[
     return Verdict(True, f"{len(check.cases)} call(s) matched the reference")
 
 
-def judge_gradient(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+def judge_gradient(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     """The gradient of result.sum() w.r.t. each checked input equals the reference's."""
     for case in check.cases:
         outcome = outcomes.get(case.id)
@@ -125,7 +94,7 @@ def judge_gradient(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: di
             return _fail_call(check, case, reason, spec)
         value = outcome.value
         grads = value.get("grads") or [None] * len(case.grad)
-        for index, got_grad, exp_grad in zip(case.grad, grads, expected_grads(spec, case)):
+        for index, got_grad, exp_grad in zip(case.grad, grads, oracle.grads(case)):
             arg = spec.arg_names[index]
             if got_grad is None or isinstance(got_grad, dict):
                 if not value.get("has_grad_fn"):
@@ -151,7 +120,7 @@ def _contract_shape(spec: FormulaSpec, case: Case) -> tuple[int, ...] | None:
     return tuple(case.args[0].shape)
 
 
-def judge_shape(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+def judge_shape(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     """The result has the contract's shape: one element for a scalar, [B] per example, or mu's shape."""
     for case in check.cases:
         outcome = outcomes.get(case.id)
@@ -174,7 +143,7 @@ def judge_shape(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[
     return Verdict(True, "shapes follow the contract")
 
 
-def judge_unmodified(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+def judge_unmodified(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     """No call changed its input tensors in place."""
     for case in check.cases:
         outcome = outcomes.get(case.id)
@@ -188,7 +157,7 @@ def judge_unmodified(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: 
     return Verdict(True, "inputs left unchanged")
 
 
-def judge_raises(spec: FormulaSpec, rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+def judge_raises(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     """Every case raises ValueError (or a subclass)."""
     for case in check.cases:
         outcome = outcomes.get(case.id)
@@ -259,7 +228,7 @@ def _gan_inputs(rng: np.random.Generator, n_args: int):
     }
 
 
-def build_suite(function: str, rubric: Rubric) -> Suite:
+def build_suite(function: str, rubric: Rubric, oracle: "Oracle") -> Suite:
     """The suite of one formula function, with inputs drawn from the rubric's seed."""
     spec = SPECS[function]
     rng = function_rng(rubric, function)
@@ -335,15 +304,15 @@ def build_suite(function: str, rubric: Rubric) -> Suite:
         cases = _cases(function, name, sets[name], grad=grad, kwargs_list=kwargs.get(name))
         all_cases[name] = cases
         requires = () if name in ("value", "minimax_value") else ("value",)
-        checks.append(Check(function, name, descriptions[name], cases, partial(judges[name], spec, rubric), requires))
+        checks.append(Check(function, name, descriptions[name], cases, partial(judges[name], spec, rubric, oracle), requires))
     every = tuple(c for cases in all_cases.values() for c in cases)
     valued = tuple(c for name, cases in all_cases.items() if name != "unknown_kind_raises" for c in cases)
     if "inputs_unmodified" in rubric.points[function]:
         checks.append(Check(function, "inputs_unmodified", descriptions["inputs_unmodified"], every,
-                            partial(judge_unmodified, spec, rubric)))
+                            partial(judge_unmodified, spec, rubric, oracle)))
     if "output_shape" in rubric.points[function]:
         checks.append(Check(function, "output_shape", descriptions["output_shape"], valued,
-                            partial(judge_shape, spec, rubric)))
+                            partial(judge_shape, spec, rubric, oracle)))
     order = list(rubric.points[function])
     checks.sort(key=lambda c: order.index(c.name))
     return Suite(function, tuple(checks))

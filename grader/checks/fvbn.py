@@ -8,7 +8,8 @@ returns raw outputs of ``forward`` (on every binary vector of the dimension), ``
 * ``autoregressive``: flipping x_j never changes outputs 1..j (checked on all 2^d vectors for d = 6
   and 10, in natural order).
 * ``log_prob_consistent``: ``log_prob(x)`` equals the chain rule on ``forward(x)``'s logits
-  (``reference.formulas.chain_rule_log_likelihood``).
+  (computed by the oracle: the reference's ``chain_rule_log_likelihood``; the student kit, which
+  has no reference, leaves this check to the TA's grading).
 * ``normalised``: ``logsumexp`` of ``log_prob`` over all 2^d vectors is 0 (d = 4, 6, 10).
 * ``sampling_consistent``: a chi-square goodness-of-fit test of 20000 samples (d = 4) against
   ``exp(log_prob)``; a correct sampler fails it with probability ``sampling_alpha`` (rubric).
@@ -20,15 +21,13 @@ import itertools
 from functools import partial
 
 import numpy as np
-import torch
 from scipy import stats
 from scipy.special import logsumexp
 
 from grader.checks.base import Case, Check, Outcome, Suite, Verdict, as_array, outcome_failure
 from grader.compare import compare, fmt, shape_str
-from grader.mistakes import GENERIC
+from grader.diagnoses import GENERIC
 from grader.rubric import Rubric
-from reference.formulas import chain_rule_log_likelihood
 
 FUNCTION = "FVBN"
 SAMPLE_DIM = 4
@@ -122,7 +121,7 @@ def judge_autoregressive(rubric: Rubric, check: Check, outcomes: dict[str, Outco
     return Verdict(True, "output i depends only on x_<i, for every binary input")
 
 
-def judge_log_prob(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+def judge_log_prob(rubric: Rubric, oracle, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     for case in check.cases:
         value, reason = _usable(case, outcomes)
         if reason:
@@ -131,8 +130,8 @@ def judge_log_prob(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -
         log_prob, why2 = _rows(value, "log_prob")
         if why or why2:
             return Verdict(False, why or why2)
-        x = torch.from_numpy(case.extra["forward"].astype(np.float64))
-        expected = chain_rule_log_likelihood(x, torch.from_numpy(logits.reshape(x.shape))).numpy()
+        x = case.extra["forward"].astype(np.float64)
+        expected = oracle.chain_rule(x, logits.reshape(x.shape))
         result = compare(log_prob, expected, rubric.tolerances["fvbn"], what="log_prob(x) vs chain rule on forward(x)")
         if not result.ok:
             name = "log_prob_not_chain_rule"
@@ -221,7 +220,7 @@ def judge_reproducible(rubric: Rubric, check: Check, outcomes: dict[str, Outcome
     return Verdict(True, "samples are reproducible from the generator")
 
 
-def build_suite(rubric: Rubric) -> Suite:
+def build_suite(rubric: Rubric, oracle) -> Suite:
     from grader.checks.base import function_rng
 
     rng = function_rng(rubric, FUNCTION)
@@ -244,6 +243,9 @@ def build_suite(rubric: Rubric) -> Suite:
         "sampling_consistent": (judge_sampling, (sampling,), "samples follow exp(log_prob) (chi-square test)", ("interface",)),
         "sample_reproducible": (judge_reproducible, (sampling,), "sample is reproducible with a torch.Generator", ("interface",)),
     }
-    checks = tuple(Check(FUNCTION, name, desc, cases, partial(judge, rubric), requires)
+    judges_with_oracle = {judge_log_prob}
+    checks = tuple(Check(FUNCTION, name, desc, cases,
+                         partial(judge, rubric, oracle) if judge in judges_with_oracle else partial(judge, rubric),
+                         requires)
                    for name, (judge, cases, desc, requires) in judges.items() if name in rubric.points[FUNCTION])
     return Suite(FUNCTION, checks)
