@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from grader.rubric import load_rubric
+from grader.scoring import points_str
+
 ROOT = Path(__file__).resolve().parents[1]
 CLASS = ROOT / "submissions"
 
@@ -46,18 +49,43 @@ EXPECTED = {
     "wendy_output_flood": ("ok", "80", {}),
     "xavier_reads_reference": ("ok", "20", {"discriminator_loss": "missing_half"}),
 }
+# written-answer entries (see submissions/README.md): alice's code, so full marks on code
+FULL = points_str(load_rubric().max_score())
+EXPECTED.update({student: ("ok", FULL, {}) for student in (
+    "nina_docstring", "yara_answers", "yves_html_injection", "zack_copied", "zoe_misheaded")})
 
 
-def sandbox_processes() -> list[int]:
-    """Host pids running as a sandbox uid (the pool maps each sandbox to uid 200000 + n)."""
+def _status(pid: int) -> dict[str, str]:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (by parent pid)."""
+    children: dict[int, list[int]] = {}
+    for path in Path("/proc").glob("[0-9]*"):
+        ppid = _status(int(path.name)).get("PPid")
+        if ppid:
+            children.setdefault(int(ppid), []).append(int(path.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def live_processes_of(uids: set[int]) -> list[int]:
+    """Pids of processes (zombies excepted) running as one of ``uids``."""
     pids = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            uid_line = next(line for line in status.read_text().splitlines() if line.startswith("Uid:"))
-        except (OSError, StopIteration):
-            continue
-        if int(uid_line.split()[1]) >= 200000:
-            pids.append(int(status.parent.name))
+    for path in Path("/proc").glob("[0-9]*"):
+        status = _status(int(path.name))
+        if status and int(status.get("Uid", "-1 ").split()[0]) in uids and not status.get("State", "").strip().startswith("Z"):
+            pids.append(int(path.name))
     return pids
 
 
@@ -153,12 +181,21 @@ def test_rerun_resumes_and_a_killed_run_loses_only_what_was_in_flight(tmp_path):
         return len(list((out / "results").glob("*.json"))) if (out / "results").exists() else 0
 
     deadline = time.monotonic() + 120
+    sandbox_uids: set[int] = set()
     while written() < 2 and proc.poll() is None and time.monotonic() < deadline:
+        # each sandbox runs as host uid 200000 + its zygote's pid (grader.sandbox.job)
+        sandbox_uids |= {int(u.split()[0]) for p in descendants(proc.pid) if (u := _status(p).get("Uid"))
+                         and int(u.split()[0]) >= 200000}
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    time.sleep(1.0)
-    assert sandbox_processes() == [], "processes of a killed grader's sandboxes survived it"
+    survivors = live_processes_of(sandbox_uids)
+    for _ in range(100):
+        if not survivors:
+            break
+        time.sleep(0.1)
+        survivors = live_processes_of(sandbox_uids)
+    assert sandbox_uids and survivors == [], "processes of a killed grader's sandboxes survived it"
     done_before = {p.name for p in (out / "results").glob("*.json")}
     assert done_before, "the grader wrote nothing before it was killed"
     for path in (out / "results").glob("*.json"):
