@@ -23,7 +23,10 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m grader", description="Grade a class of submissions safely.")
+    parser = argparse.ArgumentParser(
+        prog="python -m grader", description="Grade a class of submissions safely.",
+        epilog="Other commands: `python -m grader kit --out DIR` builds the student kit; "
+               "students run `python -m grader.check FILE`.")
     parser.add_argument("class_dir", type=Path, help="folder with one entry per student (NAME.py, NAME.ipynb, NAME.zip, NAME/)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
     parser.add_argument("--workers", type=int, default=2, help="submissions graded at once (default: 2)")
@@ -36,7 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def kit_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader kit", description="Build the student kit.")
+    parser.add_argument("--out", type=Path, required=True, help="folder to create")
+    args = parser.parse_args(argv)
+    from grader.kit import build_kit
+
+    print(f"student kit written to {build_kit(args.out)}/")
+    return 0
+
+
+COMMANDS = {"kit": kit_main}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS and not Path(argv[0]).exists():
+        return COMMANDS[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     from grader.run import GradingOptions, grade_class
     from grader.rubric import DEFAULT_RUBRIC

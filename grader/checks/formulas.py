@@ -78,8 +78,9 @@ def judge_value(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: Chec
         if name is None and check.name.startswith("extreme"):
             name = "non_finite_at_extremes" if not np.isfinite(got).all() else "inaccurate_at_extremes"
             explanation = GENERIC[name]
-        message = (f"{result.message}\n  inputs: {describe_inputs(spec.arg_names, case)}\n"
-                   f"  expected {summarize(expected)}\n  got      {summarize(got)}")
+        message = f"{result.message}\n  inputs: {describe_inputs(spec.arg_names, case)}"
+        if expected.size > 1 or got.size > 1:
+            message += f"\n  expected {summarize(expected)}\n  got      {summarize(got)}"
         return Verdict(False, message, expected=summarize(expected), got=summarize(got),
                        diagnosis=name, explanation=explanation, case=case.id)
     return Verdict(True, f"{len(check.cases)} call(s) matched the reference")

@@ -1,0 +1,142 @@
+"""The student's self-check: ``python -m grader.check my_solution.py`` (a .py, .ipynb, .zip or folder).
+
+Runs the same sandbox and the same kinds of checks as the TA's grading, on *public* inputs (the
+rubric's ``public_seed``; the TA grades on hidden ones), and prints a pytest-like report per
+function: passed or failed, expected vs received, the diagnosed mistake, and a few lines that
+reproduce a failing call. Exit status 0 when everything passed, 1 when something failed, 2 when
+the file could not be checked.
+
+In the student kit, expected values come from a precomputed table (``grader/kit_data``: no
+reference source inside); in the course repository, from the reference.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from grader import intake
+from grader.checks import build_suites
+from grader.checks.base import Case
+from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric, public_rubric
+from grader.sandbox import Limits, SandboxPool, isolation_available
+from grader.scoring import CheckResult, points_str
+
+KIT_DATA = Path(__file__).with_name("kit_data")
+#: Checks the self-check cannot run without the reference (they are graded by the TA only).
+TA_ONLY = ("FVBN/log_prob_consistent", "train_gan")
+
+
+def load_public_setup() -> tuple[Rubric, object]:
+    """The public rubric and its oracle: the kit's table when present, else the reference."""
+    if (KIT_DATA / "rubric.toml").exists():
+        from grader.table_oracle import TableOracle
+
+        return load_rubric(KIT_DATA / "rubric.toml"), TableOracle(KIT_DATA)
+    from grader.reference_oracle import ReferenceOracle
+
+    return public_rubric(load_rubric(DEFAULT_RUBRIC), drop=TA_ONLY), ReferenceOracle()
+
+
+def _literal(value: np.ndarray) -> str:
+    return np.array2string(value, separator=", ", threshold=10**6, max_line_width=100,
+                           floatmode="unique").replace("\n", "\n    ")
+
+
+def reproduce(case: Case, arg_names: tuple[str, ...], module: str) -> str:
+    """A few lines of Python that make the same call (public inputs only)."""
+    lines = ["import torch", f"from {module} import {case.function}", ""]
+    names = []
+    for name, value in zip(arg_names, case.args):
+        if isinstance(value, np.ndarray):
+            lines.append(f"{name} = torch.tensor({_literal(value)}, dtype=torch.{value.dtype})")
+            names.append(name)
+    kwargs = "".join(f", {k}={v!r}" for k, v in case.kwargs.items())
+    lines.append(f"print({case.function}({', '.join(names)}{kwargs}))")
+    return "\n".join(lines)
+
+
+def render(results: list[CheckResult], cases: dict[str, Case], module: str, header: str) -> str:
+    from grader.checks.formulas import SPECS
+
+    out = [header, ""]
+    by_function: dict[str, list[CheckResult]] = {}
+    for r in results:
+        by_function.setdefault(r.function, []).append(r)
+    failures = []
+    for function, checks in by_function.items():
+        marks = "".join("." if c.passed else "F" for c in checks)
+        got = sum(c.score for c in checks)
+        top = sum(c.max_score for c in checks)
+        out.append(f"{function:<28} {marks:<12} {points_str(got):>5} / {points_str(top)}")
+        failures += [c for c in checks if not c.passed]
+    shown: set[tuple[str, str | None]] = set()
+    for c in failures:
+        key = (c.function, c.diagnosis)
+        if c.message.startswith("not credited") or (c.diagnosis and key in shown):
+            reason = c.message if c.message.startswith("not credited") else "same mistake as above"
+            out.append(f"FAILED {c.function} :: {c.name}: {reason}")
+            continue
+        shown.add(key)
+        out += ["", f"_____ {c.function} :: {c.name} _____", f"({c.description})",
+                textwrap.indent(c.message.strip() or "failed", "  ")]
+        case = cases.get((c.hidden or {}).get("case", ""))
+        if case is not None and case.kind == "function" and c.function in SPECS and \
+                not c.message.startswith("not credited"):
+            out += ["  reproduce it:", textwrap.indent(reproduce(case, SPECS[c.function].arg_names, module), "    ")]
+    passed = sum(r.passed for r in results)
+    total = sum(r.score for r in results)
+    top = sum(r.max_score for r in results)
+    out += ["", f"===== {len(results) - passed} failed, {passed} passed; {points_str(total)} / {points_str(top)} "
+                f"points on the public inputs ====="]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader.check", description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="your solution: a .py, .ipynb, .zip or folder")
+    args = parser.parse_args(argv)
+    from grader.run import grade_submission  # the same path as the TA's grading
+
+    path = args.path
+    if not path.exists():
+        print(f"error: {path} does not exist", file=sys.stderr)
+        return 2
+    available, why = isolation_available()
+    if not available:
+        print(f"WARNING: no sandbox here ({why}). Your own code will run unsandboxed, with your rights; "
+              "the TA's grading runs it sandboxed.", file=sys.stderr)
+    rubric, oracle = load_public_setup()
+    suites = build_suites(rubric, oracle)
+    cases = {c.id: c for s in suites for ch in s.checks for c in ch.cases}
+    work = Path(tempfile.mkdtemp(prefix="selfcheck-"))
+    try:
+        klass = work / "class"
+        klass.mkdir()
+        target = klass / path.name
+        (shutil.copytree if path.is_dir() else shutil.copyfile)(path, target)
+        submissions, _ = intake.prepare(klass, work / "prepared")
+        sub = submissions[0]
+        with SandboxPool(Limits(), workers=1, isolation="namespaces" if available else "none") as pool:
+            result, _ = grade_submission(sub, suites, pool, rubric, [s.calls() for s in suites])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    header = f"self-check of {path} (public inputs; sandbox: {'namespaces' if available else 'NONE'})"
+    if result.status != "ok":
+        header += f"\nstatus: {result.status}: {result.message}"
+    for note in result.submission.get("notes", []):
+        header += f"\nnote: {note}"
+    module = (sub.entry or "solution.py").rsplit(".", 1)[0]
+    print(render(result.checks, cases, module, header))
+    if result.status in ("load_error", "conflict"):
+        return 2
+    return 0 if all(c.passed for c in result.checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
