@@ -61,6 +61,20 @@ def _usable(case: Case, outcomes: dict[str, Outcome]) -> tuple[dict | None, str 
     return value, None
 
 
+def _outputs(case: Case, outcomes: dict[str, Outcome], *keys: str) -> tuple[list[np.ndarray], str | None]:
+    """The raw arrays of ``keys`` (``forward``, ``log_prob``) from a usable call, or why not."""
+    value, reason = _usable(case, outcomes)
+    if reason:
+        return [], reason
+    arrays = []
+    for key in keys:
+        rows, why = _rows(value, key)
+        if why:
+            return [], why
+        arrays.append(rows)
+    return arrays, None
+
+
 def judge_interface(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     for case in check.cases:
         value, reason = _usable(case, outcomes)
@@ -96,12 +110,10 @@ def judge_interface(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) 
 def judge_autoregressive(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     atol = rubric.tolerances["fvbn"].atol
     for case in check.cases:
-        value, reason = _usable(case, outcomes)
+        arrays, reason = _outputs(case, outcomes, "forward")
         if reason:
             return Verdict(False, reason)
-        logits, why = _rows(value, "forward")
-        if why:
-            return Verdict(False, why)
+        logits = arrays[0]
         dim = case.extra["dim"]
         logits = logits.reshape(2 ** dim, dim)
         index = np.arange(2 ** dim)
@@ -123,13 +135,10 @@ def judge_autoregressive(rubric: Rubric, check: Check, outcomes: dict[str, Outco
 
 def judge_log_prob(rubric: Rubric, oracle, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     for case in check.cases:
-        value, reason = _usable(case, outcomes)
+        arrays, reason = _outputs(case, outcomes, "forward", "log_prob")
         if reason:
             return Verdict(False, reason)
-        logits, why = _rows(value, "forward")
-        log_prob, why2 = _rows(value, "log_prob")
-        if why or why2:
-            return Verdict(False, why or why2)
+        logits, log_prob = arrays
         x = case.extra["forward"].astype(np.float64)
         expected = oracle.chain_rule(x, logits.reshape(x.shape))
         result = compare(log_prob, expected, rubric.tolerances["fvbn"], what="log_prob(x) vs chain rule on forward(x)")
@@ -143,13 +152,10 @@ def judge_log_prob(rubric: Rubric, oracle, check: Check, outcomes: dict[str, Out
 def judge_normalised(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     atol = rubric.tolerances["fvbn"].atol
     for case in check.cases:
-        value, reason = _usable(case, outcomes)
+        arrays, reason = _outputs(case, outcomes, "log_prob")
         if reason:
             return Verdict(False, reason)
-        log_prob, why = _rows(value, "log_prob")
-        if why:
-            return Verdict(False, why)
-        total = float(logsumexp(log_prob))
+        total = float(logsumexp(arrays[0]))
         if not abs(total) <= atol:
             return Verdict(False, f"FVBN({case.extra['dim']}): log of the sum of exp(log_prob) over all "
                                   f"{2 ** case.extra['dim']} binary vectors is {fmt(total)}, expected 0 (|.| <= {atol:g})",
