@@ -14,12 +14,13 @@ DEFAULT_OUT = Path("grading")
 def _limit_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per sandbox limit, named and defaulted from ``Limits`` (never retyped here)."""
     group = parser.add_argument_group("sandbox limits (defaults from grader.sandbox.Limits)")
+    descriptions = Limits.describe()
     for f in dataclasses.fields(Limits):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             group.add_argument(f"--{f.name.replace('_', '-')}", type=type(default), default=default,
                                dest=f"limit_{f.name}", metavar=type(default).__name__.upper(),
-                               help=f"(default: {default})")
+                               help=f"{descriptions.get(f.name, '')} (default: {default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
