@@ -45,6 +45,6 @@ def train_gan(
         g_loss.backward()
         opt_g.step()
 
-        history["d_loss"].append(float(d_loss))
-        history["g_loss"].append(float(g_loss))
+        history["d_loss"].append(d_loss.item())
+        history["g_loss"].append(g_loss.item())
     return history
