@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unsafe", action="store_true",
                         help="allow grading without kernel isolation when it is unavailable (student code then runs with your rights)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--manual", type=Path, default=None,
+                        help="the TA's marks for written answers and overrides (default: OUT/manual.csv if present)")
+    parser.add_argument("--anonymous", action="store_true", help="written-answer pages show codes, not student ids")
+    parser.add_argument("--questions", type=Path, default=None, help="written questions TOML (default: grader/questions.toml)")
     _limit_flags(parser)
     return parser
 
@@ -76,11 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     options = GradingOptions(out_dir=args.out, workers=args.workers, limits=limits,
                              isolation="namespaces" if available else "none",
                              rubric_path=args.rubric or DEFAULT_RUBRIC, resume=not args.no_resume,
-                             progress=not args.quiet)
+                             progress=not args.quiet, questions_path=args.questions, manual_csv=args.manual,
+                             anonymous=args.anonymous)
     report = grade_class(args.class_dir, options)
     by_status: dict[str, int] = {}
     for r in report.results:
         by_status[r.status] = by_status.get(r.status, 0) + 1
     print(f"graded {len(report.graded)}, reused {len(report.skipped)} earlier result(s); "
           f"status {dict(sorted(by_status.items()))}; {report.duration_s:.1f} s; results in {args.out}/")
+    print(report.written)
+    if report.manual_problems:
+        print(f"manual marks: {len(report.manual_problems)} problem(s) (all in {args.out}/written/problems.txt):")
+        for line in report.manual_problems[:5]:
+            print(f"  {line}")
     return 0 if all(r.status != "sandbox_error" for r in report.results) else 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from grader.results import StudentResult
 from grader.scoring import points_str as pts
+from grader.written.manual import is_manual
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STATUS_TEXT = {
@@ -73,7 +74,7 @@ def feedback_markdown(r: StudentResult) -> str:
         for c in checks:
             mark = "PASS" if c.passed else "FAIL"
             lines.append(f"- **{mark}** `{c.name}` ({pts(c.score)} / {pts(c.max_score)}): {c.description}")
-            if not c.passed and c.message:
+            if c.message and (not c.passed or is_manual(c)):
                 lines += ["", "  ```text", *["  " + line for line in c.message.splitlines()], "  ```", ""]
         lines.append("")
     lines += ["---", f"rubric {r.rubric.get('version')} · grader {r.versions.get('grader')}", ""]

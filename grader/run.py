@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import grader
-from grader import intake, reports
+from grader import intake, reports, written
 from grader.atomic import write_atomic
 from grader.checks import build_suites
 from grader.checks.base import Suite
@@ -50,6 +50,9 @@ class GradingOptions:
     resume: bool = True
     progress: bool = False
     oracle: object | None = None       # where expected values come from; None: the reference
+    questions_path: Path | None = None  # written questions (None: the packaged grader/questions.toml)
+    manual_csv: Path | None = None     # the TA's marks (None: OUT/manual.csv when it exists)
+    anonymous: bool = False            # written pages show stable codes instead of student ids
 
 
 @dataclass
@@ -59,6 +62,8 @@ class RunReport:
     results: list[StudentResult]
     notes: list[str]
     duration_s: float
+    written: str = ""                  # one line about the written answers' pages and flags
+    manual_problems: list[str] = field(default_factory=list)
 
 
 def versions() -> dict[str, str]:
@@ -166,6 +171,17 @@ class _Writer:
                     write_atomic(reports.result_path(self.out_dir, r.student, "logs", ".txt"), log)
             write_atomic(self.out_dir / "scores.csv", reports.scores_csv(list(self.results.values()), self.functions))
 
+    def rewrite(self, results: list[StudentResult], functions: list[str]) -> None:
+        """Write every record again (after the TA's marks were merged): unchanged bytes stay unchanged."""
+        with self.lock:
+            for r in results:
+                self.results[r.student] = r
+                write_atomic(reports.result_path(self.out_dir, r.student, "results", ".json"), r.to_json())
+                write_atomic(reports.result_path(self.out_dir, r.student, "feedback", ".md"),
+                             reports.feedback_markdown(r))
+            self.functions = functions
+            write_atomic(self.out_dir / "scores.csv", reports.scores_csv(results, functions))
+
 
 def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
     """Grade every submission in ``class_dir``; write results, feedback, scores.csv and a summary."""
@@ -185,6 +201,10 @@ def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
     graded, skipped = [], []
     try:
         submissions, notes = intake.prepare(Path(class_dir), work_root)
+        questions = written.load_questions(options.questions_path or written.DEFAULT_QUESTIONS)
+        secret = written.anonymity_secret(rubric.seed)
+        # before the grading loop, which deletes each prepared copy once graded
+        pages = written.write_written_pages(submissions, out_dir, questions, options.anonymous, secret=secret)
         todo = []
         for sub in submissions:
             old = _previous(out_dir, sub, rubric) if options.resume else None
@@ -209,13 +229,19 @@ def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
                     shutil.rmtree(sub.workdir, ignore_errors=True)
                 bar.update(1)
             bar.close()
-        results = sorted(writer.results.values(), key=lambda r: r.student)
+        automatic = sorted(writer.results.values(), key=lambda r: r.student)
+        results, problems = written.apply_manual_marks(
+            automatic, options.manual_csv or out_dir / "manual.csv", questions, secret=secret,
+            anonymous=options.anonymous)
+        writer.rewrite(results, [s.function for s in suites] + ["written"])
+        write_atomic(out_dir / "written" / "problems.txt", "".join(f"{p}\n" for p in problems))
         meta = {"rubric": rubric_info(rubric), "versions": versions(), "intake_notes": notes,
                 "isolation": options.isolation, "limits": options.limits.to_dict()}
         summary = reports.class_summary(results, meta)
         write_atomic(out_dir / "summary.json", reports.summary_json(summary))
         write_atomic(out_dir / "summary.md", reports.summary_markdown(summary))
-        return RunReport(sorted(graded), sorted(skipped), results, notes, time.perf_counter() - started)
+        return RunReport(sorted(graded), sorted(skipped), results, notes, time.perf_counter() - started,
+                         written=pages.summary_line(), manual_problems=[str(p) for p in problems])
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
 

@@ -203,3 +203,34 @@ def test_rerun_resumes_and_a_killed_run_loses_only_what_was_in_flight(tmp_path):
     finished = grade(small, out, "--workers", "2")
     assert f"reused {len(done_before)} earlier result(s)" in finished.stdout
     assert sorted(p.stem for p in (out / "results").glob("*.json")) == sorted(p.stem for p in small.iterdir())
+
+
+def test_ta_marks_merge_into_every_output_reproducibly(tmp_path):
+    small = tmp_path / "class"
+    small.mkdir()
+    for name in ("alice_logsigmoid.py", "henry_missing_half.py"):
+        shutil.copy(CLASS / name, small / name)
+    out = tmp_path / "out"
+    grade(small, out, "--workers", "1")
+    before = load_results(out)
+    (out / "manual.csv").write_text(
+        "student,question,points,comment\n"
+        "alice_logsigmoid,Q1,4,Clear comparison of explicit and implicit densities.\n"
+        "henry_missing_half,check:discriminator_loss/value,4,Regrade request accepted: typo fixed in class.\n"
+        "nobody,Q1,1,who?\n", "utf-8")
+    merged = grade(small, out, "--workers", "2")
+    assert "reused 2 earlier result(s)" in merged.stdout          # automatic results not recomputed
+    assert "unknown student" in merged.stdout or "nobody" in (out / "written" / "problems.txt").read_text("utf-8")
+    after = load_results(out)
+    alice_q1 = next(c for c in after["alice_logsigmoid"]["checks"] if c["function"] == "written" and c["name"] == "Q1")
+    assert alice_q1["score"] == "4"
+    assert "Clear comparison" in (out / "feedback" / "alice_logsigmoid.md").read_text("utf-8")
+    henry = next(c for c in after["henry_missing_half"]["checks"]
+                 if c["function"] == "discriminator_loss" and c["name"] == "value")
+    assert henry["score"] == "4" and "Regrade request accepted" in henry["message"]
+    assert float(after["henry_missing_half"]["score"]) == float(before["henry_missing_half"]["score"]) + 4
+    rows = {r.split(",")[0]: r for r in (out / "scores.csv").read_text("utf-8").splitlines()}
+    assert rows["alice_logsigmoid"].split(",")[1] == str(int(before["alice_logsigmoid"]["score"]) + 4)
+    snapshot = {p.name: p.read_bytes() for p in (out / "results").iterdir()}
+    grade(small, out, "--workers", "1")
+    assert {p.name: p.read_bytes() for p in (out / "results").iterdir()} == snapshot
