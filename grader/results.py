@@ -13,8 +13,12 @@ Schema (``schema_version`` 1); every key is always present:
 * ``checks``: ``[{function, name, description, score, max_score, passed, expected, got, diagnosis,
   message, hidden}]``; ``hidden`` (TA only, never shown to the student) holds the full inputs of
   the first failing call (``{case, args, kwargs}``; arrays as ``{dtype, shape, data}``), else null.
+  Written questions appear as checks of function ``"written"`` (names ``Q1``, ``Q2``, ...) once
+  the TA's ``manual.csv`` is merged; a check the TA overrode keeps the automatic one in
+  ``hidden["override"]["automatic"]``.
 * ``submission``: ``{source, kind, sha256, entry, mode, notes}``.
-* ``rubric``: ``{version, sha256, seed}``; ``versions``: grader, python, torch, numpy.
+* ``rubric``: ``{version, sha256, seed}`` (plus ``questions: {version, sha256}`` after a merge);
+  ``versions``: grader, python, torch, numpy.
 * ``sandbox``: ``{isolation, limits, output_dropped_bytes}``.
 * ``durations``: seconds; the only fields that differ between two gradings of the same class.
 """
