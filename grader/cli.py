@@ -26,8 +26,9 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m grader", description="Grade a class of submissions safely.",
-        epilog="Other commands: `python -m grader kit --out DIR` builds the student kit; "
-               "students run `python -m grader.check FILE`.")
+        epilog="Other commands (each with --help): kit --out DIR (the student kit), report OUT (class report), "
+               "regrade STUDENT CLASS --out OUT, diff OLD NEW, export-lms OUT --roster R, gradescope "
+               "(inside Gradescope's container). Students run `python -m grader.check FILE`.")
     parser.add_argument("class_dir", type=Path, help="folder with one entry per student (NAME.py, NAME.ipynb, NAME.zip, NAME/)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
     parser.add_argument("--workers", type=int, default=2, help="submissions graded at once (default: 2)")
@@ -54,7 +55,109 @@ def kit_main(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"kit": kit_main}
+def report_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader report", description="Class report: one HTML file with plots.")
+    parser.add_argument("out_dir", type=Path, help="a grading output folder")
+    parser.add_argument("--dest", type=Path, default=None, help="HTML file to write (default: OUT_DIR/report.html)")
+    args = parser.parse_args(argv)
+    from grader.exports.class_report import write_report
+
+    print(f"class report written to {write_report(args.out_dir, args.dest)}")
+    return 0
+
+
+def diff_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader diff", description="Who changed score between two gradings, and why.")
+    parser.add_argument("old", type=Path)
+    parser.add_argument("new", type=Path)
+    args = parser.parse_args(argv)
+    from grader.exports import OutputFolderError
+    from grader.exports.diff import diff_folders
+
+    try:
+        print(diff_folders(args.old, args.new))
+    except OutputFolderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def regrade_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader regrade", description="Grade one student again (a regrade request).")
+    parser.add_argument("student", help="the student id (the entry's name without extension)")
+    parser.add_argument("class_dir", type=Path)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--unsafe", action="store_true")
+    _limit_flags(parser)
+    args = parser.parse_args(argv)
+    from grader.exports.diff import regrade_one
+    from grader.run import GradingOptions
+
+    isolation = _isolation(args.unsafe)
+    if isolation is None:
+        return 2
+    try:
+        report = regrade_one(args.class_dir, args.out, args.student,
+                             GradingOptions(out_dir=args.out, limits=_limits(args), isolation=isolation))
+    except KeyError as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    print(report.diff)
+    return 0
+
+
+def export_lms_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader export-lms", description="LMS gradebook CSV joined with a roster.")
+    parser.add_argument("out_dir", type=Path, help="a grading output folder")
+    parser.add_argument("--roster", type=Path, required=True, help="CSV with student_id,name,email")
+    parser.add_argument("--gradebook", type=Path, default=None, help="the LMS's exported gradebook CSV (optional)")
+    parser.add_argument("--assignment", default="Autograder", help="the gradebook column to fill")
+    parser.add_argument("--dest", type=Path, default=None, help="folder for gradebook.csv and lms_report.md (default: OUT_DIR)")
+    args = parser.parse_args(argv)
+    from grader.exports.lms import export_lms, write_lms_export
+
+    csv_path, report_path = write_lms_export(export_lms(args.out_dir, args.roster, args.gradebook, args.assignment),
+                                             args.dest or args.out_dir)
+    print(f"wrote {csv_path} and {report_path} (read the report: mismatches are listed there)")
+    return 0
+
+
+def gradescope_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader gradescope",
+                                     description="Run inside Gradescope's container: /autograder/submission in, results.json out.")
+    parser.add_argument("--root", type=Path, default=Path("/autograder"))
+    parser.add_argument("--public-checks", nargs="*", default=[], help="'function/check' patterns students may see")
+    parser.add_argument("--include-written", action="store_true")
+    parser.add_argument("--require-isolation", action="store_true", help="fail instead of degrading without namespaces")
+    args = parser.parse_args(argv)
+    from grader.exports.gradescope import GradescopeConfig, run_in_gradescope_layout
+
+    config = GradescopeConfig(public_checks=tuple(args.public_checks), include_written=args.include_written)
+    run_in_gradescope_layout(args.root, config, allow_unsandboxed=not args.require_isolation)
+    print(f"wrote {args.root / 'results' / 'results.json'}")
+    return 0
+
+
+COMMANDS = {"kit": kit_main, "report": report_main, "diff": diff_main, "regrade": regrade_main,
+            "export-lms": export_lms_main, "gradescope": gradescope_main}
+
+
+def _isolation(unsafe: bool) -> str | None:
+    """``namespaces`` when available; ``none`` with a loud warning under --unsafe; else None (refuse)."""
+    available, why = isolation_available()
+    if available:
+        return "namespaces"
+    if not unsafe:
+        print(f"error: kernel isolation is unavailable here ({why}); refusing to run student code unsandboxed. "
+              "Pass --unsafe to grade anyway.", file=sys.stderr)
+        return None
+    print(f"WARNING: grading WITHOUT a sandbox ({why}): student code runs with your rights.", file=sys.stderr)
+    return "none"
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)
+                     if hasattr(args, f"limit_{f.name}")})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,17 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.class_dir.is_dir():
         print(f"error: {args.class_dir} is not a folder of submissions", file=sys.stderr)
         return 2
-    available, why = isolation_available()
-    if not available and not args.unsafe:
-        print(f"error: kernel isolation is unavailable here ({why}); refusing to run student code unsandboxed. "
-              "Pass --unsafe to grade anyway.", file=sys.stderr)
+    isolation = _isolation(args.unsafe)
+    if isolation is None:
         return 2
-    if not available:
-        print(f"WARNING: grading WITHOUT a sandbox ({why}): student code runs with your rights.", file=sys.stderr)
-    limits = Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)
-                       if hasattr(args, f"limit_{f.name}")})
-    options = GradingOptions(out_dir=args.out, workers=args.workers, limits=limits,
-                             isolation="namespaces" if available else "none",
+    options = GradingOptions(out_dir=args.out, workers=args.workers, limits=_limits(args), isolation=isolation,
                              rubric_path=args.rubric or DEFAULT_RUBRIC, resume=not args.no_resume,
                              progress=not args.quiet, questions_path=args.questions, manual_csv=args.manual,
                              anonymous=args.anonymous)

@@ -1,0 +1,317 @@
+"""Gradescope's autograder format: one ``StudentResult`` as ``results.json``, and the ``/autograder`` layout.
+
+Gradescope runs ``run_autograder`` in a fresh container per submission, with the student's files in
+``/autograder/submission/``, and reads ``/autograder/results/results.json``::
+
+    {"execution_time": 5.2, "output": "...", "output_format": "md", "visibility": "visible",
+     "stdout_visibility": "hidden", "extra_data": {...},
+     "tests": [{"score": 4, "max_score": 4, "status": "passed", "name": "discriminator_loss / value",
+                "number": "1.1", "output": "...", "output_format": "md",
+                "tags": ["discriminator_loss"], "visibility": "after_published"}, ...]}
+
+One test per check, in rubric order. A test's ``output`` is the check's message (what the
+student's feedback shows), never its ``hidden`` field (the TA-only full inputs of a failing call).
+The top-level ``score`` is left out: Gradescope adds up the tests' scores. Checks run on the
+grader's hidden inputs (all of them, today: every input is drawn from the rubric's secret seed)
+get ``GradescopeConfig.hidden_inputs_visibility``; checks listed in ``public_checks`` are
+visible. While any test is not visible the top-level output does not print the total either.
+Written questions (``written / Q1`` ...) are marked by hand: they are left out (Gradescope's own
+manually graded questions hold them) unless ``include_written`` is set.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from grader.atomic import write_atomic
+from grader.exports import copy_as_data
+from grader.reports import STATUS_TEXT
+from grader.results import StudentResult
+from grader.sandbox.pool import UNSANDBOXED_WARNING
+from grader.scoring import points_str
+from grader.written.manual import WRITTEN_FUNCTION
+
+__all__ = ["GradescopeConfig", "STUDENT_ID", "isolation_text", "results_json", "results_json_text",
+           "run_in_gradescope_layout"]
+
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+OUTPUT_FORMATS = ("text", "html", "md", "ansi")
+#: The id of the one student of the temporary class (Gradescope knows who it is; we need not).
+STUDENT_ID = "student"
+WHEN_SHOWN = {
+    "visible": "now",
+    "after_due_date": "after the due date",
+    "after_published": "when the grades are published",
+    "hidden": "to course staff only",
+}
+
+
+@dataclass(frozen=True)
+class GradescopeConfig:
+    """Every setting of the Gradescope export, with its default."""
+
+    hidden_inputs_visibility: str = "after_published"  # tests of checks run on the grader's hidden inputs
+    public_visibility: str = "visible"  # tests of checks listed in public_checks
+    public_checks: tuple[str, ...] = ()  # "function/check" patterns (fnmatch) whose inputs students have
+    visibility: str = "visible"  # the whole result (top-level output included)
+    stdout_visibility: str = "hidden"  # run_autograder's own stdout and stderr
+    output_format: str = "md"  # of the top-level output and of every test's output
+    test_output_chars: int = 20_000  # one test's output is cut past this many characters
+    show_isolation: bool = True  # say in the top-level output how the submission was isolated
+    include_written: bool = False  # written questions as tests too (default: left to Gradescope's manual questions)
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_inputs_visibility", "public_visibility", "visibility", "stdout_visibility"):
+            value = getattr(self, name)
+            if value not in VISIBILITIES:
+                raise ValueError(f"GradescopeConfig.{name} must be one of {', '.join(VISIBILITIES)}, got {value!r}")
+        if self.output_format not in ("md", "text"):
+            raise ValueError(f"GradescopeConfig.output_format must be 'md' or 'text', got {self.output_format!r}")
+        if isinstance(self.public_checks, str):
+            raise ValueError("GradescopeConfig.public_checks must be a tuple of patterns, not one string")
+
+    def is_public(self, function: str, check: str) -> bool:
+        key = f"{function}/{check}"
+        return any(fnmatch.fnmatchcase(key, pattern) for pattern in self.public_checks)
+
+
+# ------------------------------------------------------------------------------------ text helpers
+
+def _number(points: Decimal) -> int | float:
+    """Points as a JSON number: ``4``, ``0.5`` (exact for the rubric's decimals)."""
+    return int(points) if points == points.to_integral_value() else float(points)
+
+
+def _fenced(text: str, info: str = "text") -> str:
+    """``text`` verbatim in a fenced code block whose fence no run of backticks inside can close."""
+    longest, run = 0, 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>&~")
+
+
+def _md_text(text: str) -> str:
+    """Plain text safe inside Markdown: every markup character backslash-escaped, no HTML, one line."""
+    out = []
+    for ch in " ".join(str(text).split()):
+        if ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        elif ch == "&":
+            out.append("&amp;")
+        elif ch in _MD_SPECIAL:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _md_trusted(text: str) -> str:
+    """The grader's own text in Markdown: kept as written, only HTML's characters neutralised."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n... ({len(text) - limit} more characters cut)"
+
+
+def isolation_text(result: StudentResult, why_not: str = "") -> str:
+    """One line: how this submission was isolated, from its ``sandbox`` record."""
+    mode = (result.sandbox or {}).get("isolation")
+    if mode == "namespaces":
+        return ("Grading isolation: kernel namespaces (user, mount, PID, network, IPC, UTS), resource limits, "
+                "no capabilities, no_new_privs and a seccomp filter.")
+    if mode == "none":
+        who = "as root with every capability dropped" if os.geteuid() == 0 else f"as uid {os.geteuid()}"
+        reason = f" ({why_not})" if why_not else ""
+        return ("Grading isolation: none at the kernel level: namespaces are not available in this container"
+                f"{reason}. Each submission ran in separate processes {who}, with resource limits, no_new_privs "
+                "and a seccomp filter, on a private copy of its files; the container itself is the sandbox.")
+    return "Grading isolation: the submission's code was not run (it never reached the sandbox)."
+
+
+# ---------------------------------------------------------------------------------- results.json
+
+def _test(config: GradescopeConfig, check, number: str) -> dict:
+    public = config.is_public(check.function, check.name)
+    mark = "PASS" if check.passed else "FAIL"
+    message = _cut(check.message or "", config.test_output_chars)
+    if config.output_format == "md":
+        parts = [f"**{mark}** ({points_str(check.score)} / {points_str(check.max_score)}): "
+                 f"{_md_trusted(check.description)}"]
+        if message:
+            parts += ["", _fenced(message)]
+        output = "\n".join(parts)
+    else:
+        output = "\n".join(p for p in (f"{mark}: {check.description}", message) if p)
+    return {
+        "score": _number(check.score),
+        "max_score": _number(check.max_score),
+        "status": "passed" if check.passed else "failed",
+        "name": f"{check.function} / {check.name}",
+        "number": number,
+        "output": output,
+        "output_format": config.output_format,
+        "tags": [check.function],
+        "visibility": config.public_visibility if public else config.hidden_inputs_visibility,
+    }
+
+
+def _top_output(result: StudentResult, tests: list[dict], config: GradescopeConfig, isolation: str) -> str:
+    md = config.output_format == "md"
+    status = f"Submission {STATUS_TEXT.get(result.status, result.status)}."
+    lines = [f"**{status}**" if md else status]
+    if result.message:
+        lines += ["", _fenced(result.message) if md else result.message]
+    shown = [t for t in tests if t["visibility"] == "visible"]
+    if tests and len(shown) == len(tests):
+        got = sum((Decimal(str(t["score"])) for t in tests), Decimal(0))
+        top = sum((Decimal(str(t["max_score"])) for t in tests), Decimal(0))
+        total = f"Score: {points_str(got)} / {points_str(top)}"
+        lines += ["", f"**{total}**" if md else total]
+    else:
+        later = sorted({t["visibility"] for t in tests if t["visibility"] != "visible"})
+        when = " or ".join(WHEN_SHOWN[v] for v in later)
+        if shown:
+            got = sum((Decimal(str(t["score"])) for t in shown), Decimal(0))
+            top = sum((Decimal(str(t["max_score"])) for t in shown), Decimal(0))
+            lines += ["", f"Public checks: {points_str(got)} / {points_str(top)} points. The other "
+                          f"{len(tests) - len(shown)} checks run on hidden inputs; their results are shown {when}."]
+        elif tests:
+            lines += ["", f"Every check runs on hidden inputs: the results are shown {when}."]
+    written = [c for c in result.checks if c.function == WRITTEN_FUNCTION]
+    if written and not config.include_written:
+        top = points_str(sum((c.max_score for c in written), Decimal(0)))
+        lines += ["", f"The written answers ({', '.join(c.name for c in written)}; {top} points) are marked by hand, "
+                      "outside the autograder."]
+    # the pool's UNSANDBOXED warning is for the TA (results, extra_data): students get the isolation line
+    notes = [n for n in (result.submission or {}).get("notes") or [] if not n.startswith(UNSANDBOXED_WARNING[:40])]
+    if notes:
+        lines += ["", "Notes on your submission:", *[f"- {_md_text(n) if md else n}" for n in notes]]
+    if isolation and config.show_isolation:
+        lines += ["", _md_trusted(isolation) if md else isolation]
+    return "\n".join(lines)
+
+
+def results_json(result: StudentResult, config: GradescopeConfig = GradescopeConfig(),
+                 execution_time_s: float | None = None, isolation: str | None = None) -> dict:
+    """Gradescope's ``results.json`` for one result, as a dict (see the module's docstring).
+
+    ``execution_time_s`` defaults to the result's own ``durations.total_s``; ``isolation`` (one
+    line for the top-level output) defaults to ``isolation_text(result)``."""
+    tests = []
+    functions: list[str] = []
+    counters: dict[str, int] = {}
+    for check in result.checks:
+        if check.function == WRITTEN_FUNCTION and not config.include_written:
+            continue
+        if check.function not in functions:
+            functions.append(check.function)
+        counters[check.function] = counters.get(check.function, 0) + 1
+        number = f"{functions.index(check.function) + 1}.{counters[check.function]}"
+        tests.append(_test(config, check, number))
+    if execution_time_s is None:
+        execution_time_s = float((result.durations or {}).get("total_s", 0.0))
+    out: dict = {}
+    if not tests:  # nothing carries a score: say it at the top
+        out["score"] = 0
+    out.update({
+        "execution_time": round(float(execution_time_s), 3),
+        "output": _top_output(result, tests, config, isolation_text(result) if isolation is None else isolation),
+        "output_format": config.output_format,
+        "visibility": config.visibility,
+        "stdout_visibility": config.stdout_visibility,
+        "extra_data": {
+            "status": result.status,
+            "sha256": (result.submission or {}).get("sha256"),
+            "rubric_version": (result.rubric or {}).get("version"),  # not the seed: it makes the inputs hidden
+            "grader": (result.versions or {}).get("grader"),
+            "isolation": (result.sandbox or {}).get("isolation"),
+        },
+        "tests": tests,
+    })
+    return out
+
+
+def results_json_text(results: dict) -> str:
+    return json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+
+
+# -------------------------------------------------------------------------- the /autograder layout
+
+def _failure_results(message: str, started: float, config: GradescopeConfig) -> dict:
+    return {
+        "score": 0,
+        "execution_time": round(time.perf_counter() - started, 3),
+        "output": (f"**The autograder could not grade this submission** (not your fault: please resubmit, "
+                   f"or tell the course staff if it happens again).\n\n{_fenced(message)}"),
+        "output_format": "md",
+        "visibility": config.visibility,
+        "stdout_visibility": config.stdout_visibility,
+        "extra_data": {"status": "sandbox_error"},
+        "tests": [],
+    }
+
+
+def run_in_gradescope_layout(root: Path = Path("/autograder"), config: GradescopeConfig = GradescopeConfig(),
+                             limits=None, rubric_path: Path | None = None,
+                             allow_unsandboxed: bool = True) -> dict:
+    """Grade ``root/submission`` as a class of one and write ``root/results/results.json`` atomically.
+
+    The submission folder is copied (as data) into a temporary class folder as ``student/``, so
+    intake reads it like any folder entry (``solution.py``, or the single ``.py``/``.ipynb``, plus
+    helpers), and ``grader.run.grade_class`` grades it with a fresh, temporary output folder.
+    Isolation: kernel namespaces when ``grader.sandbox.isolation_available()`` says so; otherwise
+    (Docker's default seccomp profile forbids them) ``isolation="none"``: separate processes with
+    rlimits, no capabilities, no_new_privs and seccomp, inside Gradescope's throwaway container.
+    ``allow_unsandboxed=False`` refuses that case instead (a results.json saying so is written).
+    The top-level output states which isolation was used. Returns what was written.
+    """
+    from grader.rubric import DEFAULT_RUBRIC
+    from grader.run import GradingOptions, grade_class
+    from grader.sandbox import Limits, isolation_available
+
+    started = time.perf_counter()
+    root = Path(root)
+    destination = root / "results" / "results.json"
+    available, why = isolation_available()
+    if not available and not allow_unsandboxed:
+        results = _failure_results(f"kernel isolation is unavailable here ({why}) and unsandboxed grading "
+                                   "was not allowed", started, config)
+        write_atomic(destination, results_json_text(results))
+        return results
+    try:
+        with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as tmp:
+            class_dir = Path(tmp) / "class"
+            class_dir.mkdir()
+            if (root / "submission").is_dir():
+                copy_notes = copy_as_data(root / "submission", class_dir / STUDENT_ID)
+            else:
+                (class_dir / STUDENT_ID).mkdir()
+                copy_notes = [f"{root / 'submission'} is missing: nothing was submitted"]
+            options = GradingOptions(out_dir=Path(tmp) / "out", workers=1, limits=limits or Limits(),
+                                     isolation="namespaces" if available else "none",
+                                     rubric_path=rubric_path or DEFAULT_RUBRIC, resume=False, progress=False)
+            report = grade_class(class_dir, options)
+            result = next(r for r in report.results if r.student == STUDENT_ID)
+            result.submission["notes"] = [*copy_notes, *result.submission.get("notes", [])]
+            results = results_json(result, config, execution_time_s=time.perf_counter() - started,
+                                   isolation=isolation_text(result, "" if available else why))
+    except Exception as error:  # noqa: BLE001 - Gradescope must always get a results.json
+        results = _failure_results(f"{type(error).__name__}: {error}", started, config)
+    write_atomic(destination, results_json_text(results))
+    return results

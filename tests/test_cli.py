@@ -1,0 +1,47 @@
+"""The command line's subcommands, end to end on a one-student class."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+
+
+def test_report_diff_regrade_and_export(tmp_path):
+    klass = tmp_path / "class"
+    klass.mkdir()
+    shutil.copy(ROOT / "submissions" / "henry_missing_half.py", klass / "henry.py")
+    out = tmp_path / "out"
+    assert run(str(klass), "--out", str(out), "--quiet").returncode == 0
+    report = run("report", str(out))
+    assert report.returncode == 0 and (out / "report.html").read_text("utf-8").startswith("<!DOCTYPE html>")
+    same = run("diff", str(out), str(out))
+    assert same.returncode == 0 and "No student's score, status or checks changed." in same.stdout
+    again = run("regrade", "henry", str(klass), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    unknown = run("regrade", "nobody", str(klass), "--out", str(out))
+    assert unknown.returncode == 2 and "nobody" in unknown.stderr
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student_id,name,email\nhenry,Henry H,h@example.edu\nivy,Ivy I,i@example.edu\n", "utf-8")
+    lms = run("export-lms", str(out), "--roster", str(roster))
+    assert lms.returncode == 0, lms.stderr
+    assert "ivy" in (out / "lms_report.md").read_text("utf-8")       # on the roster, no submission: listed
+    assert run("diff", str(out), str(tmp_path / "missing")).returncode == 2
+
+
+def test_a_class_folder_named_like_a_command_is_still_a_class(tmp_path, monkeypatch):
+    klass = tmp_path / "report"
+    klass.mkdir()
+    monkeypatch.chdir(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "grader", "report", "--out", str(tmp_path / "o"), "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert "graded 0" in proc.stdout
