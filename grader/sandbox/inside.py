@@ -153,7 +153,7 @@ SETUP_STEPS = {
     # no isolation: never touch host-wide settings (max_user_namespaces) from here
     "none": (
         _enter_copy, _environment, rlimits.apply, privileges.first_to_die,
-        *((privileges.drop_capabilities,) if os.geteuid() == 0 else ()),
+        *((privileges.drop_root,) if os.geteuid() == 0 else ()),
         privileges.no_new_privileges, seccomp.install, _signals,
     ),
 }

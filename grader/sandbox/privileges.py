@@ -47,6 +47,53 @@ def drop_capabilities(job: Job) -> None:
     libc.capset_none()
 
 
+def python_open_to_others() -> bool:
+    """Whether an unprivileged uid can use this Python: every folder above its installation and
+    its venv searchable by others (a Python under a 0700 /root is not)."""
+    import os
+    import sys
+
+    for prefix in {sys.base_prefix, sys.prefix}:
+        path = os.path.realpath(prefix)
+        while True:
+            if not os.stat(path).st_mode & 0o001:
+                return False
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+    return True
+
+
+def drop_root(job: Job) -> None:
+    """Without namespaces, as root: become the sandbox's own uid where this Python allows it,
+    else stay uid 0 without any capability (and say so)."""
+    if python_open_to_others():
+        become_sandbox_user(job)
+    else:
+        job.notes.append("unsandboxed, and this Python lives in a folder closed to other users: the student's "
+                         "code ran as uid 0 without capabilities (install Python in a world-readable place to "
+                         "run it as an unprivileged uid)")
+        drop_capabilities(job)
+
+
+def become_sandbox_user(job: Job) -> None:
+    """Without namespaces, as root: run as the sandbox's own unprivileged host uid, so the student
+    can neither write root's files (a results file, the grader's sources) nor read root-only ones,
+    and RLIMIT_NPROC holds. Changing uid clears every capability; ``no_new_privs`` keeps them away."""
+    import os
+
+    copy = os.getcwd()  # the private copy (in a private temporary folder) the supervisor made
+    os.chown(os.path.dirname(copy), job.host_uid, job.host_uid)
+    for folder, dirs, files in os.walk(copy):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            os.lchown(name, job.host_uid, job.host_uid)
+    os.setgroups([])
+    os.setresgid(job.host_uid, job.host_uid, job.host_uid)
+    os.setresuid(job.host_uid, job.host_uid, job.host_uid)
+    libc.prctl(libc.PR_SET_DUMPABLE, 1)
+
+
 def no_new_privileges(job: Job) -> None:
     libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
 
