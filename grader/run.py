@@ -158,13 +158,15 @@ class _Writer:
         self.results: dict[str, StudentResult] = {}
         self.lock = threading.Lock()
 
+    def _write_record(self, r: StudentResult) -> None:
+        write_atomic(reports.result_path(self.out_dir, r.student, "results", ".json"), r.to_json())
+        write_atomic(reports.result_path(self.out_dir, r.student, "feedback", ".md"), reports.feedback_markdown(r))
+
     def add(self, r: StudentResult, sandbox: SandboxResult | None, fresh: bool) -> None:
         with self.lock:
             self.results[r.student] = r
             if fresh:
-                write_atomic(reports.result_path(self.out_dir, r.student, "results", ".json"), r.to_json())
-                write_atomic(reports.result_path(self.out_dir, r.student, "feedback", ".md"),
-                             reports.feedback_markdown(r))
+                self._write_record(r)
                 if sandbox is not None:
                     log = (f"--- stdout ---\n{sandbox.stdout}\n--- stderr ---\n{sandbox.stderr}\n"
                            f"--- dropped bytes: {sandbox.output_dropped_bytes}\n")
@@ -176,9 +178,7 @@ class _Writer:
         with self.lock:
             for r in results:
                 self.results[r.student] = r
-                write_atomic(reports.result_path(self.out_dir, r.student, "results", ".json"), r.to_json())
-                write_atomic(reports.result_path(self.out_dir, r.student, "feedback", ".md"),
-                             reports.feedback_markdown(r))
+                self._write_record(r)
             self.functions = functions
             write_atomic(self.out_dir / "scores.csv", reports.scores_csv(results, functions))
 
