@@ -15,8 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from grader.results import StudentResult
+from grader.scoring import is_manual
 from grader.scoring import points_str as pts
-from grader.written.manual import is_manual
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STATUS_TEXT = {

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import grader
-from grader import intake, reports, written
+from grader import intake, reports
 from grader.atomic import write_atomic
 from grader.checks import build_suites
 from grader.checks.base import Suite
@@ -196,6 +196,8 @@ def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
     groups = [suite.calls() for suite in suites]
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from grader import written  # TA tooling: not part of the student kit, which shares this module
+
     work_root = Path(tempfile.mkdtemp(prefix="grader-intake-"))
     writer = _Writer(out_dir, [s.function for s in suites])
     graded, skipped = [], []

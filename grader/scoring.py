@@ -41,6 +41,18 @@ class CheckResult:
         return d
 
 
+#: The function name of the written questions' checks, and the ``hidden`` key of a check the TA
+#: overrode (``grader.written.manual`` writes both).
+WRITTEN_FUNCTION = "written"
+OVERRIDE_KEY = "override"
+
+
+def is_manual(check: CheckResult) -> bool:
+    """True for a written question's check and for an overridden one: their message is the TA's
+    comment, for the student to read whether or not the check passed."""
+    return check.function == WRITTEN_FUNCTION or (isinstance(check.hidden, dict) and OVERRIDE_KEY in check.hidden)
+
+
 def judge_suite(suite: Suite, outcomes: dict[str, Outcome]) -> dict[str, Verdict]:
     """Every check's verdict; a judge that fails unexpectedly is a failed check with the reason."""
     verdicts: dict[str, Verdict] = {}

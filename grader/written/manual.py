@@ -25,13 +25,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from grader.results import StudentResult
-from grader.scoring import CheckResult, points_str
+from grader.scoring import OVERRIDE_KEY, WRITTEN_FUNCTION, CheckResult, is_manual, points_str  # noqa: F401
 from grader.written.anonymity import code_table
 from grader.written.questions import Questions
 
-WRITTEN_FUNCTION = "written"
 CHECK_PREFIX = "check:"
-OVERRIDE_KEY = "override"            # CheckResult.hidden of an overridden check: {"override": {...}}
 COLUMNS = ("student", "question", "points", "comment")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NOT_MARKED = "Not marked yet."
@@ -257,12 +255,6 @@ def automatic_only(result: StudentResult) -> StudentResult:
         checks.append(c)
     rubric = {k: v for k, v in result.rubric.items() if k != "questions"}
     return replace(result, checks=checks, rubric=rubric)
-
-
-def is_manual(check: CheckResult) -> bool:
-    """True for a written question's check and for an overridden one: their message is the TA's
-    comment, for the student to read whether or not the check passed."""
-    return check.function == WRITTEN_FUNCTION or (isinstance(check.hidden, dict) and OVERRIDE_KEY in check.hidden)
 
 
 def _overridden(check: CheckResult, mark: Mark) -> CheckResult:
