@@ -51,8 +51,9 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def feedback_markdown(r: StudentResult) -> str:
-    """What the student reads: a summary line, a table per function, then each failed check."""
+def feedback_markdown(r: StudentResult, pictures: list[str] = ()) -> str:
+    """What the student reads: a summary line, a table per function, then each failed check;
+    ``pictures`` (file names beside the feedback) are shown under the workhouse's section."""
     lines = [f"# Feedback for {r.student}", "",
              f"**Score: {pts(r.score)} / {pts(r.max_score)}** — submission {STATUS_TEXT.get(r.status, r.status)}.", ""]
     if r.message:
@@ -71,6 +72,9 @@ def feedback_markdown(r: StudentResult) -> str:
     lines.append("")
     for fn, checks in by_fn.items():
         lines += [f"## `{fn}`", ""]
+        if fn == "train_gan":
+            lines += [f"![your samples over the ring, beside the reference's, and your loss curves]({p})"
+                      for p in pictures] + ([""] if pictures else [])
         for c in checks:
             mark = "PASS" if c.passed else "FAIL"
             lines.append(f"- **{mark}** `{c.name}` ({pts(c.score)} / {pts(c.max_score)}): {c.description}")

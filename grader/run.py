@@ -32,6 +32,7 @@ from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sandbox import Limits, SandboxPool, SandboxResult
 from grader.scoring import judge_suite, not_graded, score_suite
 
+WORKHOUSE_PNG = "_workhouse.png"   # feedback/<student>_workhouse.png
 LOAD_MESSAGES = {
     "load_error": "Your submission could not be loaded: {message}",
     "timeout": "Your submission's top level did not finish in time: {message}",
@@ -160,12 +161,31 @@ class _Writer:
 
     def _write_record(self, r: StudentResult) -> None:
         write_atomic(reports.result_path(self.out_dir, r.student, "results", ".json"), r.to_json())
-        write_atomic(reports.result_path(self.out_dir, r.student, "feedback", ".md"), reports.feedback_markdown(r))
+        picture = reports.result_path(self.out_dir, r.student, "feedback", WORKHOUSE_PNG)
+        pictures = [picture.name] if picture.exists() else []
+        write_atomic(reports.result_path(self.out_dir, r.student, "feedback", ".md"),
+                     reports.feedback_markdown(r, pictures))
 
-    def add(self, r: StudentResult, sandbox: SandboxResult | None, fresh: bool) -> None:
+    def picture(self, r: StudentResult, sandbox: SandboxResult, rubric: Rubric) -> None:
+        """The workhouse's picture (the student's samples over the ring, loss curves), when it ran."""
+        if "train_gan" not in rubric.points:
+            return
+        from grader.checks import workhouse
+        from grader.workhouse_plots import write_workhouse_png
+
+        data = workhouse.plot_data(sandbox.calls.get(workhouse.MAIN_ID), rubric)
+        if data is not None:
+            write_workhouse_png(reports.result_path(self.out_dir, r.student, "feedback", WORKHOUSE_PNG), **data)
+
+    def add(self, r: StudentResult, sandbox: SandboxResult | None, fresh: bool, rubric: Rubric | None = None) -> None:
         with self.lock:
             self.results[r.student] = r
             if fresh:
+                if sandbox is not None and rubric is not None:
+                    try:
+                        self.picture(r, sandbox, rubric)
+                    except Exception as exc:  # a picture must never cost a result
+                        r.submission.setdefault("notes", []).append(f"no workhouse picture: {type(exc).__name__}")
                 self._write_record(r)
                 if sandbox is not None:
                     log = (f"--- stdout ---\n{sandbox.stdout}\n--- stderr ---\n{sandbox.stderr}\n"
@@ -225,7 +245,7 @@ def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
                     result, sandbox = future.result()
                 except Exception as exc:  # a grader bug costs this submission, never the class
                     result, sandbox = _grader_failure(sub, suites, rubric, exc), None
-                writer.add(result, sandbox, fresh=True)
+                writer.add(result, sandbox, fresh=True, rubric=rubric)
                 graded.append(sub.student)
                 if sub.workdir:
                     shutil.rmtree(sub.workdir, ignore_errors=True)

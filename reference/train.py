@@ -209,6 +209,7 @@ def write_json_atomic(path: Path, obj: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o644)  # mkstemp creates 0600; the statistics are public
             json.dump(obj, f, indent=2, sort_keys=False)
             f.write("\n")
             f.flush()
