@@ -36,6 +36,18 @@ def build_class(dest: Path, copies: int) -> int:
     return n
 
 
+def numeric_rubric(dest: Path) -> Path:
+    """The rubric without the workhouse: the numeric checks alone (same seed, points, tolerances)."""
+    sys.path.insert(0, str(ROOT))
+    from dataclasses import replace
+
+    from grader.rubric import load_rubric, rubric_toml
+
+    rubric = load_rubric()
+    dest.write_text(rubric_toml(replace(rubric, points={k: v for k, v in rubric.points.items() if k != "train_gan"})))
+    return dest
+
+
 def timed(cmd: list[str]) -> tuple[float, str]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -48,6 +60,7 @@ def timed(cmd: list[str]) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--workhouse-copies", type=int, default=2, help="class size / 20 for the full rubric run")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -56,11 +69,17 @@ def main() -> None:
         klass.mkdir()
         n = build_class(klass, args.copies)
         torch_s = min(timed([sys.executable, "-c", "import torch"])[0] for _ in range(3))
+        rubric = numeric_rubric(work / "numeric.toml")
         rows = []
         for workers in (1, 2):
             elapsed, line = timed([sys.executable, "-m", "grader", str(klass), "--out", str(work / f"out{workers}"),
-                                   "--workers", str(workers), "--no-resume", "--quiet"])
+                                   "--workers", str(workers), "--no-resume", "--quiet", "--rubric", str(rubric)])
             rows.append((workers, elapsed, line))
+        small = work / "small"
+        small.mkdir()
+        n_small = build_class(small, args.workhouse_copies)
+        full_s, full_line = timed([sys.executable, "-m", "grader", str(small), "--out", str(work / "outfull"),
+                                   "--workers", "2", "--no-resume", "--quiet"])
         hostile = []
         for name in HOSTILE:
             one = work / f"h-{name}"
@@ -83,12 +102,16 @@ def main() -> None:
         f"- `python -c \"import torch\"`: **{torch_s:.2f} s** (best of 3)",
         f"- grader on an empty class (start-up: imports, rubric, zygotes): **{startup:.2f} s**", "",
         f"## Class of {n} submissions (the example class's non-hostile entries x {args.copies})", "",
+        "Numeric checks only (the rubric without `train_gan`, whose training has its own budget):", "",
         "| workers | wall time (s) | submissions / s | per submission (s) | s per submission minus start-up | grader's line |",
         "|---|---|---|---|---|---|",
     ]
     for workers, elapsed, line in rows:
         lines.append(f"| {workers} | {elapsed:.1f} | {n / elapsed:.2f} | {elapsed / n:.3f} | "
                      f"{(elapsed - startup) / n:.3f} | {line} |")
+    lines += ["", f"## Full rubric, workhouse included ({n_small} submissions, 2 workers)", "",
+              f"- wall time {full_s:.1f} s, {n_small / full_s:.2f} submissions / s, "
+              f"{full_s / n_small:.2f} s per submission ({full_line.split(';')[0]})"]
     lines += ["", "## Hostile entries, each graded alone (1 worker; start-up included)", "",
               "| entry | wall time (s) |", "|---|---|"]
     lines += [f"| `{name}` | {elapsed:.1f} |" for name, elapsed in hostile]

@@ -29,6 +29,7 @@ from grader.exports.gradescope import GradescopeConfig, results_json, results_js
 from grader.exports.lms import build_lms_export, parse_canvas_name, write_lms_export
 from grader.results import StudentResult
 from grader.rubric import load_rubric
+from grader.scoring import points_str
 from grader.run import GradingOptions
 from grader.scoring import CheckResult, points_str
 
@@ -162,7 +163,8 @@ def _check_alice(root: Path) -> dict:
     assert [p.name for p in path.parent.iterdir()] == ["results.json"]  # atomic: no temporary left
     assert "score" not in out and out["tests"]
     assert all(t["status"] == "passed" for t in out["tests"]), [t for t in out["tests"] if t["status"] != "passed"]
-    assert sum(t["score"] for t in out["tests"]) == sum(t["max_score"] for t in out["tests"]) == 80
+    full = float(load_rubric().max_score())    # the automatic part: written questions are Gradescope's own
+    assert sum(t["score"] for t in out["tests"]) == sum(t["max_score"] for t in out["tests"]) == full
     assert out["extra_data"]["status"] == "ok" and out["execution_time"] > 0
     return out
 
@@ -451,18 +453,20 @@ def test_regrade_one_student(tmp_path):
     report = regrade_one(class_dir, out, "alice_logsigmoid", GradingOptions(out_dir=out))
 
     code = [c for c in report.new.checks if c.function != "written"]
-    assert report.new.status == "ok" and all(c.passed for c in code) and sum(c.score for c in code) == 80
+    assert report.new.status == "ok" and all(c.passed for c in code) and sum(c.score for c in code) == load_rubric().max_score()
     q1 = next(c for c in report.new.checks if (c.function, c.name) == ("written", "Q1"))
     assert q1.score == 4 and "clear and correct" in q1.message  # the TA's mark survived the regrade
-    assert report.new.score == 84 and report.old.score == Decimal("1.5")
-    assert "| `alice_logsigmoid` | 1.5 | 84 | +82.5 | ok |" in report.diff
+    full = load_rubric().max_score() + 4
+    full = Decimal(points_str(full))
+    assert report.new.score == full and report.old.score == Decimal("1.5")
+    assert f"| `alice_logsigmoid` | 1.5 | {full} | +{full - Decimal('1.5')} | ok |" in report.diff
     assert "submission sha256 changed: 000000000000 →" in report.diff
     saved = json.loads((out / "results" / "alice_logsigmoid.json").read_text("utf-8"))
-    assert saved["score"] == "84" and saved["submission"]["sha256"] == report.new.submission["sha256"]
-    assert f"**Score: 84 / {points_str(report.new.max_score)}**" in (out / "feedback" / "alice_logsigmoid.md").read_text("utf-8")
+    assert saved["score"] == str(full) and saved["submission"]["sha256"] == report.new.submission["sha256"]
+    assert f"**Score: {full} / {points_str(report.new.max_score)}**" in (out / "feedback" / "alice_logsigmoid.md").read_text("utf-8")
     assert (out / "logs" / "alice_logsigmoid.txt").read_text("utf-8") != "stale log"
     rows = (out / "scores.csv").read_text("utf-8").splitlines()
-    assert rows[1].startswith("alice_logsigmoid,84,") and rows[2] == zed_row  # zed untouched, not regraded
+    assert rows[1].startswith(f"alice_logsigmoid,{full},") and rows[2] == zed_row  # zed untouched, not regraded
     assert report.notes == []
     summary = json.loads((out / "summary.json").read_text("utf-8"))
     assert summary["students"] == 2 and "ignored README.md: not a submission" in summary["intake_notes"]
