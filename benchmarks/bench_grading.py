@@ -54,7 +54,7 @@ def timed(cmd: list[str]) -> tuple[float, str]:
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{cmd} failed:\n{proc.stderr[-2000:]}")
-    return elapsed, proc.stdout.strip()
+    return elapsed, (proc.stdout.strip().splitlines() or [""])[0]
 
 
 def main() -> None:
