@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "WORKHOUSE.md")
     p.add_argument("--jsonl", type=Path, default=None, help="every run's record (default: /tmp)")
     p.add_argument("--report-only", action="store_true", help="rewrite the report from --jsonl")
+    p.add_argument("--resume", action="store_true", help="keep the runs already in --jsonl, do the others")
     p.add_argument("--sandbox-results", type=Path, default=None,
                    help="an output folder of `python -m grader CLASS --out DIR`: adds the sandboxed call times")
     args = p.parse_args(argv)
@@ -253,14 +254,20 @@ def main(argv: list[str] | None = None) -> None:
         records = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
         meta = [r for r in records if r.get("kind") == "meta"]
         records = [r for r in records if r.get("kind") != "meta"]
-        wall = meta[-1]["wall_s"] if meta else float("nan")
+        wall = sum(m["wall_s"] for m in meta) if meta else float("nan")
         args.command = meta[-1].get("command") if meta else None
     else:
         tasks = [("correct", s, i) for s in CORRECT for i in range(args.correct_runs)]
         # mistakes take run indices after the correct ones': every run of the calibration has its own seed
         tasks += [("mistake", s, 100_000 + i) for s in MISTAKES for i in range(args.mistake_runs)]
-        records = []
-        with open(jsonl, "w") as sink, multiprocessing.get_context("fork").Pool(
+        records, previous_wall = [], 0.0
+        if args.resume and jsonl.exists():   # a run that was killed: keep its records, do the rest
+            old = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+            records = [r for r in old if r.get("kind") != "meta"]
+            previous_wall = sum(r["wall_s"] for r in old if r.get("kind") == "meta")
+            done = {(r["kind"], r["style"], r["run"]) for r in records}
+            tasks = [t for t in tasks if t not in done]
+        with open(jsonl, "a" if args.resume else "w") as sink, multiprocessing.get_context("fork").Pool(
                 args.workers, initializer=_worker_init) as pool:
             for n, record in enumerate(pool.imap_unordered(_task, tasks, chunksize=1), 1):
                 records.append(record)
@@ -268,8 +275,10 @@ def main(argv: list[str] | None = None) -> None:
                 sink.flush()
                 if n % 50 == 0:
                     print(f"{n}/{len(tasks)} runs ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-            wall = time.perf_counter() - started
-            sink.write(json.dumps({"kind": "meta", "wall_s": wall, "command": " ".join(sys.argv[1:])}) + "\n")
+            sink.write(json.dumps({"kind": "meta", "wall_s": time.perf_counter() - started,
+                                   "command": " ".join(a for a in sys.argv[1:] if a != "--resume")}) + "\n")
+            wall = previous_wall + time.perf_counter() - started
+        args.command = " ".join(a for a in sys.argv[1:] if a != "--resume")
     text = report(records, args, wall)
     if args.sandbox_results is not None:
         text += "\n" + sandbox_section(args.sandbox_results)

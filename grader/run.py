@@ -173,9 +173,12 @@ class _Writer:
         from grader.checks import workhouse
         from grader.workhouse_plots import write_workhouse_png
 
+        path = reports.result_path(self.out_dir, r.student, "feedback", WORKHOUSE_PNG)
         data = workhouse.plot_data(sandbox.calls.get(workhouse.MAIN_ID), rubric)
         if data is not None:
-            write_workhouse_png(reports.result_path(self.out_dir, r.student, "feedback", WORKHOUSE_PNG), **data)
+            write_workhouse_png(path, **data)
+        else:  # never show the picture of an earlier submission
+            path.unlink(missing_ok=True)
 
     def add(self, r: StudentResult, sandbox: SandboxResult | None, fresh: bool, rubric: Rubric | None = None) -> None:
         with self.lock:
