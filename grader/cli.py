@@ -91,6 +91,7 @@ def regrade_main(argv: list[str]) -> int:
     _limit_flags(parser)
     args = parser.parse_args(argv)
     from grader.exports.diff import regrade_one
+    from grader.outlock import OutputBusy
     from grader.run import GradingOptions
 
     isolation = _isolation(args.unsafe)
@@ -99,9 +100,11 @@ def regrade_main(argv: list[str]) -> int:
     try:
         report = regrade_one(args.class_dir, args.out, args.student,
                              GradingOptions(out_dir=args.out, limits=_limits(args), isolation=isolation))
-    except KeyError as exc:
+    except (KeyError, OutputBusy) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(report.diff)
     return 0
 
@@ -178,7 +181,13 @@ def main(argv: list[str] | None = None) -> int:
                              rubric_path=args.rubric or DEFAULT_RUBRIC, resume=not args.no_resume,
                              progress=not args.quiet, questions_path=args.questions, manual_csv=args.manual,
                              anonymous=args.anonymous)
-    report = grade_class(args.class_dir, options)
+    from grader.outlock import OutputBusy
+
+    try:
+        report = grade_class(args.class_dir, options)
+    except OutputBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     by_status: dict[str, int] = {}
     for r in report.results:
         by_status[r.status] = by_status.get(r.status, 0) + 1

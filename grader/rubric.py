@@ -21,6 +21,7 @@ class Rubric:
     tolerances: dict[str, Tolerance]        # "float64" | "float32" | "fvbn"
     sampling_alpha: float
     sha256: str                             # of the file's bytes: a changed rubric regrades everyone
+    workhouse: dict | None = None           # the [workhouse] section as read (grader.checks.workhouse)
 
     def max_score(self, function: str | None = None) -> Decimal:
         funcs = [function] if function else list(self.points)
@@ -69,4 +70,5 @@ def load_rubric(path: Path = DEFAULT_RUBRIC) -> Rubric:
         tolerances=tols,
         sampling_alpha=float(raw["statistics"]["sampling_alpha"]),
         sha256=hashlib.sha256(raw_bytes).hexdigest(),
+        workhouse=raw.get("workhouse"),
     )

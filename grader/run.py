@@ -218,7 +218,14 @@ def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
     suites = build_suites(rubric, oracle)
     groups = [suite.calls() for suite in suites]
     out_dir = Path(options.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from grader.outlock import output_lock  # TA side only (the kit's self-check never writes a class folder)
+
+    with output_lock(out_dir):
+        return _grade_class_locked(Path(class_dir), options, out_dir, rubric, suites, groups, started)
+
+
+def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path, rubric: Rubric,
+                        suites: list[Suite], groups: list, started: float) -> RunReport:
     from grader import written  # TA tooling: not part of the student kit, which shares this module
 
     work_root = Path(tempfile.mkdtemp(prefix="grader-intake-"))
@@ -261,14 +268,23 @@ def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
         writer.rewrite(results, [s.function for s in suites] + ["written"])
         write_atomic(out_dir / "written" / "problems.txt", "".join(f"{p}\n" for p in problems))
         meta = {"rubric": rubric_info(rubric), "versions": versions(), "intake_notes": notes,
-                "isolation": options.isolation, "limits": options.limits.to_dict()}
+                "isolation": options.isolation, "limits": options.limits.to_dict(), "anonymous": options.anonymous}
         summary = reports.class_summary(results, meta)
         write_atomic(out_dir / "summary.json", reports.summary_json(summary))
         write_atomic(out_dir / "summary.md", reports.summary_markdown(summary))
-        return RunReport(sorted(graded), sorted(skipped), results, notes, time.perf_counter() - started,
+        duration = time.perf_counter() - started
+        write_atomic(out_dir / "run.json", run_record(duration, options, graded, skipped))
+        return RunReport(sorted(graded), sorted(skipped), results, notes, duration,
                          written=pages.summary_line(), manual_problems=[str(p) for p in problems])
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
+
+
+def run_record(duration_s: float, options: GradingOptions, graded: list[str], skipped: list[str]) -> str:
+    """``run.json``: the last run's wall time and what it did. The only output file with timings
+    besides each result's ``durations``: everything else is byte-reproducible."""
+    return json.dumps({"wall_s": round(duration_s, 3), "workers": options.workers, "graded": len(graded),
+                       "resumed": len(skipped), "isolation": options.isolation}, indent=2) + "\n"
 
 
 def _grader_failure(sub: intake.Submission, suites: list[Suite], rubric: Rubric, exc: Exception) -> StudentResult:

@@ -45,6 +45,8 @@ class CheckResult:
 #: overrode (``grader.written.manual`` writes both).
 WRITTEN_FUNCTION = "written"
 OVERRIDE_KEY = "override"
+#: The ``hidden`` key of a check that passed but was not credited: the checks it builds on that failed.
+GATED_KEY = "not_credited_because"
 
 
 def is_manual(check: CheckResult) -> bool:
@@ -77,15 +79,17 @@ def score_suite(suite: Suite, verdicts: dict[str, Verdict], rubric: Rubric) -> l
         passed = verdict.passed and not failed_gates
         if verdict.passed and failed_gates:
             message = (f"not credited: it builds on `{failed_gates[0]}`, which failed "
-                       f"(a wrong formula earns no points for its other checks)")
+                       f"(a check earns its points only when the checks it builds on pass)")
         failing = None
         if not verdict.passed and check.cases:
             failing = next((c for c in check.cases if c.id == verdict.case), check.cases[0])
+        hidden = hidden_inputs(failing) if failing is not None else None
+        if verdict.passed and failed_gates:
+            hidden = {GATED_KEY: failed_gates}  # a TA's override of those gates credits this check
         results.append(CheckResult(
             function=suite.function, name=check.name, score=points if passed else Decimal(0), max_score=points,
             passed=passed, expected=verdict.expected, got=verdict.got, diagnosis=verdict.diagnosis,
-            message=message, description=check.description,
-            hidden=hidden_inputs(failing) if failing is not None else None,
+            message=message, description=check.description, hidden=hidden,
         ))
     return results
 

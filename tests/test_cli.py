@@ -1,10 +1,13 @@
 """The command line's subcommands, end to end on a one-student class."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from grader.outlock import output_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +23,12 @@ def test_report_diff_regrade_and_export(tmp_path):
     shutil.copy(ROOT / "submissions" / "henry_missing_half.py", klass / "henry.py")
     out = tmp_path / "out"
     assert run(str(klass), "--out", str(out), "--quiet").returncode == 0
+    record = json.loads((out / "run.json").read_text("utf-8"))
+    assert record["graded"] == 1 and record["wall_s"] > 0
+    with output_lock(out):  # another grading holds the folder: refused, nothing written
+        busy = run(str(klass), "--out", str(out), "--quiet", "--no-resume")
+        assert busy.returncode == 2 and "another grading or regrade" in busy.stderr
+        assert run("regrade", "henry", str(klass), "--out", str(out)).returncode == 2
     report = run("report", str(out))
     assert report.returncode == 0 and (out / "report.html").read_text("utf-8").startswith("<!DOCTYPE html>")
     same = run("diff", str(out), str(out))

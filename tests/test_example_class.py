@@ -232,7 +232,13 @@ def test_ta_marks_merge_into_every_output_reproducibly(tmp_path):
     henry = next(c for c in after["henry_missing_half"]["checks"]
                  if c["function"] == "discriminator_loss" and c["name"] == "value")
     assert henry["score"] == "4" and "Regrade request accepted" in henry["message"]
-    assert float(after["henry_missing_half"]["score"]) == float(before["henry_missing_half"]["score"]) + 4
+    withheld = [c for c in before["henry_missing_half"]["checks"] if c["function"] == "discriminator_loss"
+                and (c.get("hidden") or {}).get("not_credited_because") == ["value"]]
+    assert withheld  # checks that passed but were withheld by the failed value check: credited with it
+    recredited = {c["name"]: c for c in after["henry_missing_half"]["checks"] if c["function"] == "discriminator_loss"}
+    assert all(recredited[c["name"]]["passed"] for c in withheld)
+    assert float(after["henry_missing_half"]["score"]) == float(before["henry_missing_half"]["score"]) + 4 + sum(
+        float(c["max_score"]) for c in withheld)
     rows = {r.split(",")[0]: r for r in (out / "scores.csv").read_text("utf-8").splitlines()}
     assert rows["alice_logsigmoid"].split(",")[1] == str(int(before["alice_logsigmoid"]["score"]) + 4)
     snapshot = {p.name: p.read_bytes() for p in (out / "results").iterdir()}

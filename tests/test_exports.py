@@ -24,6 +24,7 @@ from grader import reports
 from grader.atomic import write_atomic
 from grader.exports import copy_as_data, load_results, md_code
 from grader.exports.class_report import SECTIONS, build_report, render_plots, write_report
+from grader.outlock import OutputBusy, output_lock
 from grader.exports.diff import diff_folders, diff_markdown, regrade_one, update_scores_row
 from grader.exports.gradescope import GradescopeConfig, results_json, results_json_text, run_in_gradescope_layout
 from grader.exports.lms import build_lms_export, parse_canvas_name, write_lms_export
@@ -364,6 +365,9 @@ def test_class_report_sections_pngs_and_escaping(tmp_path):
     assert "r1" in text and "20261124" not in text and ">7<" in text  # rubric version and seed
     assert "ignored README.md: not a submission" in text
     assert build_report(out, render_plots(list(load_results(out).values()))) == text  # deterministic
+    assert "last run, start to end" not in text  # no run.json: no row
+    write_atomic(out / "run.json", json.dumps({"wall_s": 12.345, "graded": 4, "resumed": 1, "workers": 2}))
+    assert "12.35 s (4 graded, 1 reused, 2 workers)" in build_report(out)
 
 
 def test_class_report_renders_in_a_browser(tmp_path):
@@ -467,9 +471,20 @@ def test_regrade_one_student(tmp_path):
     assert (out / "logs" / "alice_logsigmoid.txt").read_text("utf-8") != "stale log"
     rows = (out / "scores.csv").read_text("utf-8").splitlines()
     assert rows[1].startswith(f"alice_logsigmoid,{full},") and rows[2] == zed_row  # zed untouched, not regraded
-    assert report.notes == []
+    assert len(report.notes) == 1 and report.notes[0].startswith("written pages rewritten: ")
+    assert "### alice\\_logsigmoid" in (out / "written" / "Q1.md").read_text("utf-8")  # pages from the class folder
     summary = json.loads((out / "summary.json").read_text("utf-8"))
     assert summary["students"] == 2 and "ignored README.md: not a submission" in summary["intake_notes"]
+
+    with output_lock(out):  # a grading of this folder is running: the regrade waits its turn
+        with pytest.raises(OutputBusy, match="another grading or regrade"):
+            regrade_one(class_dir, out, "alice_logsigmoid", GradingOptions(out_dir=out))
+    summary["anonymous"] = True  # graded with --anonymous: a regrade must not reveal names
+    write_atomic(out / "summary.json", json.dumps(summary))
+    report = regrade_one(class_dir, out, "alice_logsigmoid", GradingOptions(out_dir=out))
+    assert any("stay anonymous" in n for n in report.notes)
+    assert "alice" not in (out / "written" / "Q1.md").read_text("utf-8")
+    assert json.loads((out / "summary.json").read_text("utf-8"))["anonymous"] is True
 
 
 def test_copy_as_data_never_follows_links(tmp_path):

@@ -20,6 +20,7 @@ from benchmarks.workhouse_variants import CORRECT, MISTAKES
 from engine_helpers import FakeOutcome, run_trusted
 from grader.checks import workhouse
 from grader.checks.base import Suite
+from grader.rubric import DEFAULT_RUBRIC as ROOT_RUBRIC
 from grader.rubric import load_rubric
 from grader.sandbox import Limits, SandboxPool, isolation_available
 from grader.sandbox.calls import CallError
@@ -51,10 +52,29 @@ def test_the_committed_statistics_match_the_rubrics_budget():
     stats = workhouse.reference_stats(SETTINGS)
     assert (stats["steps"], stats["batch_size"], stats["lr"]) == SETTINGS.budget
     assert len(stats["seeds"]) >= 20
-    for name in ("modes_covered", "high_quality_fraction", "ring_distance", "late_d_loss", "late_g_loss"):
+    for name in ("modes_covered", "high_quality_fraction", "ring_distance", "late_d_loss", "late_g_loss"):  # all kept
         assert len(stats["metrics"][name]["values"]) == len(stats["seeds"])
     assert RUBRIC.max_score("train_gan") == 10
     assert [c.name for c in SUITE.checks] == list(RUBRIC.points["train_gan"])
+
+
+def test_settings_come_from_the_rubric_in_use(tmp_path):
+    text = (ROOT_RUBRIC.read_text("utf-8").replace("steps = 700", "steps = 701"))
+    other = tmp_path / "rubric.toml"
+    other.write_text(text, "utf-8")
+    assert workhouse.load_settings(load_rubric(other)).steps == 701
+    start = text.index("[workhouse]")
+    bare = tmp_path / "bare.toml"
+    bare.write_text(text[:start], "utf-8")
+    with pytest.raises(KeyError, match=r"no \[workhouse\] section"):
+        workhouse.build_suite(load_rubric(bare))
+
+
+def test_modes_covered_is_reported_but_not_graded():
+    assert "modes_covered" not in RUBRIC.points["train_gan"]
+    assert "modes_covered" not in {name for name, _, _ in SETTINGS.region}
+    note = workhouse.modes_note({"modes_covered": 5.0}, workhouse.reference_stats(SETTINGS))
+    assert note.startswith("modes covered: 5 of 8") and "not graded" in note
 
 
 STATS = {"seeds": [0, 1, 2], "metrics": {"m": {"values": [2.0, 4.0, 8.0]}}}
@@ -250,6 +270,8 @@ def test_the_reference_loop_earns_full_marks_at_the_grading_seed(reference_run):
     results = score_suite(SUITE, judge_suite(SUITE, reference_run), RUBRIC)
     assert {r.name: r.message for r in results if not r.passed} == {}
     assert sum(r.score for r in results) == RUBRIC.max_score("train_gan")
+    ring = next(r for r in results if r.name == "ring_distance")
+    assert "modes covered: " in ring.message and "not graded" in ring.message
 
 
 @pytest.mark.parametrize("style", sorted(CORRECT))

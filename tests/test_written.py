@@ -4,6 +4,8 @@ anonymous codes, manual.csv validation (every message) and the pure, reproducibl
 Student files are only ever read as text here, as in the grader."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import re
 import shutil
@@ -548,6 +550,28 @@ def test_merge_adds_written_checks_and_applies_overrides_purely(tmp_path):
     assert bob.status == "load_error" and [c.name for c in bob.checks if c.function == "written"] == ["Q1", "Q2", "Q3"]
     # undoing the merge gives the stored automatic result back, byte for byte
     assert automatic_only(alice).to_json() == results[0].to_json()
+
+
+def test_overriding_a_gate_credits_the_checks_withheld_by_it():
+    base = result("alice")
+    gated = CheckResult("gaussian_kl", "float32", Decimal(0), Decimal(1), False, "", "", None,
+                        "not credited: it builds on `value`, which failed", "float32",
+                        hidden={"not_credited_because": ["value"]})
+    own_failure = CheckResult("gaussian_kl", "shapes", Decimal(0), Decimal(1), False, "a", "b", None, "wrong shape",
+                              "shapes", hidden={"case": "c2", "args": [], "kwargs": {}})
+    base = dataclasses.replace(base, checks=[*base.checks, gated, own_failure])
+    partial_mark = [Mark(4, "alice", "check:gaussian_kl/value", Decimal("3"), "nearly")]
+    [alice] = merge([base], partial_mark, QUESTIONS)
+    assert {c.name: c.passed for c in alice.checks if c.function == "gaussian_kl"} == {
+        "value": False, "gradient": True, "float32": False, "shapes": False}  # a partial override credits nothing more
+    full_mark = [Mark(4, "alice", "check:gaussian_kl/value", Decimal("4"), "the reference was wrong here")]
+    [alice] = merge([base], full_mark, QUESTIONS)
+    checks = {c.name: c for c in alice.checks if c.function == "gaussian_kl"}
+    assert (checks["float32"].passed, checks["float32"].score) == (True, Decimal(1))
+    assert "the TA changed `value`" in checks["float32"].message
+    assert not checks["shapes"].passed  # it failed on its own: an override of another check changes nothing
+    assert alice.score == Decimal(4 + 1 + 1)
+    assert automatic_only(alice).to_json() == base.to_json()  # undone with the override
 
 
 def test_merge_is_byte_for_byte_reproducible_and_idempotent():

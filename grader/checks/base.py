@@ -139,12 +139,16 @@ def _plain(value: Any) -> Any:
 def hidden_inputs(case: Case) -> dict:
     """The full inputs of a call, as JSON, for the TA's results (never for the student's feedback).
 
-    FVBN calls list their seeds and sizes; their inputs are every binary vector of ``dim``."""
+    FVBN calls list their seeds and sizes (their inputs are every binary vector of ``dim``);
+    ``train_gan`` calls their budget, seeds and network specs (the weights and data are rebuilt
+    from the rubric by ``grader.checks.workhouse.build_cases``)."""
     if case.kind == "function":
         return {"case": case.id, "args": [_plain(a) for a in case.args],
                 "kwargs": {k: _plain(v) for k, v in case.kwargs.items()}}
     small = {k: v for k, v in case.extra.items() if not isinstance(v, np.ndarray)}
-    return {"case": case.id, **small, "inputs": "every binary vector of length dim, in lexicographic order"}
+    inputs = {"fvbn": "every binary vector of length dim, in lexicographic order",
+              "train_gan": "initial weights and data as built by grader.checks.workhouse.build_cases(rubric)"}
+    return {"case": case.id, **small, "inputs": inputs.get(case.kind, "see the check's code")}
 
 
 def tolerance_for(rubric: Rubric, case: Case) -> Tolerance:

@@ -5,7 +5,7 @@ Sections (each an ``<h2 id=...>``): ``overview`` (students, status counts, mean 
 and mean share of points), ``checks`` (pass rate per check), ``mistakes`` (diagnosed mistakes by
 number of students, with who), ``not-graded`` (submissions that failed to load, timed out,
 crashed or could not be run, with their message), ``timing`` (from the ``durations`` fields:
-total, mean and max per submission, the slowest ones), ``versions`` (grader, Python, torch,
+total, mean and max per submission, the slowest ones; the last run's wall time from ``run.json``), ``versions`` (grader, Python, torch,
 numpy; rubric version, sha256 and seed; isolation and limits; intake notes).
 
 Plots are drawn with matplotlib's Agg renderer through ``matplotlib.figure.Figure`` (no global
@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import statistics
 from collections import Counter
 from decimal import Decimal
@@ -257,7 +258,7 @@ def _not_graded_section(results: list[StudentResult]) -> str:
     return _table(["submission", "status", "score", "message"], rows, numeric={2})
 
 
-def _timing_section(results: list[StudentResult]) -> str:
+def _timing_section(results: list[StudentResult], run: dict) -> str:
     timed = [(float(r.durations.get("total_s", 0.0)), r.student) for r in results if r.durations.get("total_s") is not None]
     if not timed:
         return "<p>No durations recorded.</p>"
@@ -270,6 +271,9 @@ def _timing_section(results: list[StudentResult]) -> str:
             ["max per submission", f"{max(totals):.2f} s ({_id(max(timed)[1])})"]]
     if sandbox:
         rows.append(["time in the sandbox (sum)", f"{sum(sandbox):.2f} s"])
+    if isinstance(run.get("wall_s"), (int, float)):
+        rows.append(["last run, start to end", f"{run['wall_s']:.2f} s ({_e(run.get('graded', '?'))} graded, "
+                     f"{_e(run.get('resumed', '?'))} reused, {_e(run.get('workers', '?'))} workers)"])
     slow = sorted(timed, key=lambda ts: (-ts[0], ts[1]))[:SLOWEST]
     return (_table(["", "seconds"], rows) + '<p class="muted">Wall time per submission (intake, sandbox, '
             "checks); with several workers they overlap, so the run took less than their sum.</p><h3>Slowest submissions</h3>"
@@ -299,6 +303,15 @@ def _versions_section(results: list[StudentResult], summary: dict) -> str:
     return "\n".join(parts)
 
 
+def _run_record(out_dir: Path) -> dict:
+    """``run.json`` (the last run's wall time), or ``{}``."""
+    try:
+        record = json.loads((out_dir / "run.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def build_report(out_dir: Path, plots: dict[str, bytes] | None = None) -> str:
     """The HTML text of the report on ``out_dir`` (see the module's docstring)."""
     out_dir = Path(out_dir)
@@ -312,7 +325,7 @@ def build_report(out_dir: Path, plots: dict[str, bytes] | None = None) -> str:
         ("checks", "Pass rate per check", _checks_section(results, plots.get("checks"))),
         ("mistakes", "Most frequent diagnosed mistakes", _mistakes_section(results)),
         ("not-graded", "Failed to load, timed out, crashed", _not_graded_section(results)),
-        ("timing", "Grading time", _timing_section(results)),
+        ("timing", "Grading time", _timing_section(results, _run_record(out_dir))),
         ("versions", "Versions, rubric and seeds", _versions_section(results, summary)),
     ]
     toc = " · ".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title, _ in body)

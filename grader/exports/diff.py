@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from grader.atomic import write_atomic
+from grader.outlock import output_lock
 from grader.exports import OutputFolderError, copy_as_data, load_results, load_summary, md_code
 from grader.results import StudentResult
 from grader.scoring import CheckResult, points_str
@@ -246,16 +247,31 @@ def update_scores_row(scores_text: str | None, result: StudentResult) -> tuple[s
     return buf.getvalue(), note
 
 
+def rewrite_written_pages(class_dir: Path, out_dir: Path, options, work: Path) -> list[str]:
+    """The written-answer pages of ``out_dir`` from every entry of ``class_dir``, as a grading
+    writes them (intake only: no student code runs); notes for the TA."""
+    from grader import intake, written
+    from grader.rubric import load_rubric
+
+    submissions, _ = intake.prepare(class_dir, work)
+    questions = written.load_questions(options.questions_path or written.DEFAULT_QUESTIONS)
+    secret = written.anonymity_secret(load_rubric(options.rubric_path).seed)
+    report = written.write_written_pages(submissions, out_dir, questions, options.anonymous, secret=secret)
+    return [f"written pages rewritten: {report.summary_line()}"]
+
+
 def regrade_one(class_dir: Path, out_dir: Path, student: str, options=None) -> RegradeReport:
     """Grade ``student``'s entry (or entries) of ``class_dir`` again and update ``out_dir``.
 
     ``options`` is a ``grader.run.GradingOptions`` (limits, isolation, rubric, questions); its
     ``out_dir``, ``resume``, ``workers`` and ``progress`` are ignored, and the TA's marks are read
-    from ``options.manual_csv`` or else ``out_dir/manual.csv``. The written-answer pages of the
-    output folder are not rewritten (grade the class again for those). Raises ``KeyError`` when the class folder
-    has no entry for that id (with the closest ids in the message)."""
-    from grader import intake, reports
-    from grader.run import GradingOptions, grade_class
+    from ``options.manual_csv`` or else ``out_dir/manual.csv``. The written-answer pages are
+    written again from the whole class folder (the student's answers may have changed, and with
+    them the copied-answer flags of others). Holds the output folder's lock (``grader.outlock``):
+    raises ``OutputBusy`` while a grading of that folder runs. Raises ``KeyError`` when the class
+    folder has no entry for that id (with the closest ids in the message)."""
+    from grader import intake
+    from grader.run import GradingOptions
 
     class_dir, out_dir = Path(class_dir), Path(out_dir)
     student = unicodedata.normalize("NFC", student)
@@ -264,13 +280,24 @@ def regrade_one(class_dir: Path, out_dir: Path, student: str, options=None) -> R
         close = difflib.get_close_matches(student, list(groups), n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise KeyError(f"no entry for {student!r} in {class_dir}{hint}")
+    base = options or GradingOptions(out_dir=out_dir)
+    with output_lock(out_dir):
+        return _regrade_locked(class_dir, out_dir, student, groups, base)
+
+
+def _regrade_locked(class_dir: Path, out_dir: Path, student: str, groups: dict, base) -> RegradeReport:
+    from grader import reports
+    from grader.run import grade_class
+
     try:
         old = StudentResult.from_dict(json.loads(
             reports.result_path(out_dir, student, "results", ".json").read_text("utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         old = None  # never graded (or unreadable): the diff shows the student as added
-    base = options or GradingOptions(out_dir=out_dir)
     notes: list[str] = []
+    if load_summary(out_dir).get("anonymous") and not base.anonymous:
+        base = dataclasses.replace(base, anonymous=True)  # the folder's pages were anonymous: keep them so
+        notes.append("the folder was graded with --anonymous: its written pages stay anonymous")
     with tempfile.TemporaryDirectory(prefix="grader-regrade-") as tmp:
         tmp_class, tmp_out = Path(tmp) / "class", Path(tmp) / "out"
         tmp_class.mkdir()
@@ -290,6 +317,7 @@ def regrade_one(class_dir: Path, out_dir: Path, student: str, options=None) -> R
                 write_atomic(target, source.read_bytes())
             else:
                 target.unlink(missing_ok=True)  # a stale log of an earlier grading would mislead
+        notes += rewrite_written_pages(class_dir, out_dir, base, Path(tmp) / "prepared")
 
     try:
         scores_text = (out_dir / "scores.csv").read_text("utf-8")
@@ -312,7 +340,7 @@ def regrade_one(class_dir: Path, out_dir: Path, student: str, options=None) -> R
     meta = {"rubric": new.rubric, "versions": new.versions,
             "intake_notes": summary.get("intake_notes", []),
             "isolation": summary.get("isolation", base.isolation),
-            "limits": summary.get("limits", base.limits.to_dict())}
+            "limits": summary.get("limits", base.limits.to_dict()), "anonymous": base.anonymous}
     class_summary = reports.class_summary(sorted(kept, key=lambda r: r.student), meta)
     write_atomic(out_dir / "summary.json", reports.summary_json(class_summary))
     write_atomic(out_dir / "summary.md", reports.summary_markdown(class_summary))

@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from grader.results import StudentResult
-from grader.scoring import OVERRIDE_KEY, WRITTEN_FUNCTION, CheckResult, is_manual, points_str  # noqa: F401
+from grader.scoring import GATED_KEY, OVERRIDE_KEY, WRITTEN_FUNCTION, CheckResult, is_manual, points_str  # noqa: F401
 from grader.written.anonymity import code_table
 from grader.written.questions import Questions
 
@@ -267,6 +267,23 @@ def _overridden(check: CheckResult, mark: Mark) -> CheckResult:
                    message=message, hidden={OVERRIDE_KEY: {"automatic": check.to_dict()}})
 
 
+def recredit_gated(checks: list[CheckResult]) -> list[CheckResult]:
+    """Credit each check that passed but was withheld because checks it builds on failed, once the
+    TA has overridden every one of those to full marks (undone by ``automatic_only``)."""
+    overridden_ok = {(c.function, c.name) for c in checks
+                     if c.passed and isinstance(c.hidden, dict) and OVERRIDE_KEY in c.hidden}
+    out = []
+    for c in checks:
+        gates = c.hidden.get(GATED_KEY) if isinstance(c.hidden, dict) else None
+        if gates and not c.passed and all((c.function, g) in overridden_ok for g in gates):
+            names = ", ".join(f"`{g}`" for g in gates)
+            c = replace(c, score=c.max_score, passed=True,
+                        message=f"Credited: it passed, and the TA changed {names}, which it builds on, to full marks.",
+                        hidden={OVERRIDE_KEY: {"automatic": c.to_dict()}})
+        out.append(c)
+    return out
+
+
 def _written(question, mark: Mark | None) -> CheckResult:
     if mark is None:
         return CheckResult(WRITTEN_FUNCTION, question.id, Decimal(0), question.points, False, "", "", None,
@@ -288,6 +305,7 @@ def merge(results: list[StudentResult], marks: list[Mark], questions: Questions)
         mine = by_student.get(base.student, {})
         checks = [_overridden(c, mine[key]) if (key := f"{CHECK_PREFIX}{c.function}/{c.name}") in mine else c
                   for c in base.checks]
+        checks = recredit_gated(checks)
         checks += [_written(q, mine.get(q.id)) for q in questions.questions]
         rubric = {**base.rubric, "questions": {"version": questions.version, "sha256": questions.sha256}}
         out.append(replace(base, checks=checks, rubric=rubric))
