@@ -8,10 +8,19 @@ the file could not be checked.
 
 In the student kit, expected values come from a precomputed table (``grader/kit_data``: no
 reference source inside); in the course repository, from the reference.
+
+Where the code runs (``choose_backend``): in the namespace sandbox where the kernel allows it
+(Linux); else, on Linux, in the fork-based sandbox without namespaces ("none": rlimits only);
+else (macOS, Windows: no ``fork`` or no ``pidfd_open``) in a plain subprocess
+(``grader.sandbox.portable``). The last two are UNSANDBOXED (it is the student's own code, on
+their own machine), and a WARNING on stderr says so. The environment variable
+``GRADER_SANDBOX`` forces a backend: ``portable`` (e.g. to test that path on Linux), ``none``
+or ``namespaces``; ``auto`` (or unset) chooses as above.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -24,12 +33,61 @@ from grader import intake
 from grader.checks import build_suites
 from grader.checks.base import Case
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric, public_rubric
-from grader.sandbox import Limits, SandboxPool, isolation_available
+from grader.sandbox import Limits, isolation_available
 from grader.scoring import CheckResult, points_str
 
 KIT_DATA = Path(__file__).with_name("kit_data")
 #: Checks the self-check cannot run without the reference (they are graded by the TA only).
 TA_ONLY = ("FVBN/log_prob_consistent", "train_gan")
+BACKENDS = ("auto", "namespaces", "none", "portable")
+#: What the header of the report says about each backend.
+SANDBOX_LABELS = {"namespaces": "namespaces", "none": "NONE", "portable": "NONE (portable)"}
+
+
+def fork_sandbox_missing() -> str | None:
+    """Why the fork-based sandbox (``SandboxPool``) cannot run here, or None when it can."""
+    if not sys.platform.startswith("linux"):
+        return f"the sandbox needs Linux, and this is {sys.platform}"
+    import select
+
+    missing = [name for module, name in ((os, "fork"), (os, "pidfd_open"), (select, "poll"))
+               if not hasattr(module, name)]
+    try:
+        import resource  # noqa: F401
+    except ImportError:
+        missing.append("resource")
+    return f"this Python has no {', '.join(missing)}" if missing else None
+
+
+def choose_backend() -> tuple[str, str]:
+    """("namespaces" | "none" | "portable", why); ``GRADER_SANDBOX`` overrides (see the docstring)."""
+    asked = os.environ.get("GRADER_SANDBOX", "").strip().lower() or "auto"
+    if asked not in BACKENDS:
+        raise ValueError(f"GRADER_SANDBOX must be one of {', '.join(BACKENDS)}, got {asked!r}")
+    if asked == "portable":
+        return "portable", "GRADER_SANDBOX=portable"
+    missing = fork_sandbox_missing()
+    if missing is not None:
+        if asked != "auto":
+            raise ValueError(f"GRADER_SANDBOX={asked} cannot run here: {missing}")
+        return "portable", missing
+    if asked == "none":
+        return "none", "GRADER_SANDBOX=none"
+    available, why = isolation_available()
+    if asked == "namespaces" and not available:
+        raise ValueError(f"GRADER_SANDBOX=namespaces cannot run here: {why}")
+    return ("namespaces" if available else "none"), why
+
+
+def open_pool(backend: str):
+    """The pool of ``backend`` (``choose_backend``), one worker, the default limits."""
+    if backend == "portable":
+        from grader.sandbox.portable import PortablePool
+
+        return PortablePool(Limits(), workers=1)
+    from grader.sandbox.pool import SandboxPool
+
+    return SandboxPool(Limits(), workers=1, isolation=backend)
 
 
 def load_public_setup() -> tuple[Rubric, object]:
@@ -107,10 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists():
         print(f"error: {path} does not exist", file=sys.stderr)
         return 2
-    available, why = isolation_available()
-    if not available:
-        print(f"WARNING: no sandbox here ({why}). Your own code will run unsandboxed, with your rights; "
-              "the TA's grading runs it sandboxed.", file=sys.stderr)
+    try:
+        backend, why = choose_backend()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if backend != "namespaces":
+        how = "in a plain subprocess" if backend == "portable" else "with resource limits only"
+        print(f"WARNING: no sandbox here ({why}). Your own code will run unsandboxed, {how}, with "
+              "your rights; the TA's grading runs it sandboxed.", file=sys.stderr)
     rubric, oracle = load_public_setup()
     suites = build_suites(rubric, oracle)
     cases = {c.id: c for s in suites for ch in s.checks for c in ch.cases}
@@ -122,11 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         (shutil.copytree if path.is_dir() else shutil.copyfile)(path, target)
         submissions, _ = intake.prepare(klass, work / "prepared")
         sub = submissions[0]
-        with SandboxPool(Limits(), workers=1, isolation="namespaces" if available else "none") as pool:
+        with open_pool(backend) as pool:
             result, _ = grade_submission(sub, suites, pool, rubric, [s.calls() for s in suites])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    header = f"self-check of {path} (public inputs; sandbox: {'namespaces' if available else 'NONE'})"
+    header = f"self-check of {path} (public inputs; sandbox: {SANDBOX_LABELS[backend]})"
     if result.status != "ok":
         header += f"\nstatus: {result.status}: {result.message}"
     for note in result.submission.get("notes", []):

@@ -86,8 +86,16 @@ NOTEBOOK_ENTRY = "notebook_solution.py"
 NOTEBOOK_MARKDOWN = "notebook_markdown.md"
 CELL_MARKER = "# %% cell {number}"  # grader.sandbox.loader.CELL_MARKER_RE reads it back
 
-_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+def _flag(name: str) -> int:
+    return getattr(os, name, 0)  # Windows has no O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY, O_CLOEXEC
+
+
+_OPEN_FILE = os.O_RDONLY | _flag("O_NOFOLLOW") | _flag("O_NONBLOCK") | _flag("O_CLOEXEC") | _flag("O_BINARY")
+_OPEN_DIR = os.O_RDONLY | _flag("O_DIRECTORY") | _flag("O_NOFOLLOW") | _flag("O_CLOEXEC")
+#: Folders are read through file descriptors (``dir_fd``), so that an entry swapped for a link
+#: after it was listed is never followed. Where the platform has no ``dir_fd`` (Windows: the
+#: student's self-check) a folder handle is its path, and links are refused by ``lstat`` first.
+DIR_FD = os.open in os.supports_dir_fd and os.scandir in os.supports_fd
 _READ_CHUNK = 1 << 16
 _EXPECTED = "expected NAME.py, NAME.ipynb, NAME.zip or a folder NAME/"
 
@@ -191,11 +199,17 @@ def _check_code(label: str, data: bytes) -> str:
     return text
 
 
-def _read_regular(dir_fd: int, name: str, limit: int, label: str) -> bytes:
+def _read_regular(dir_fd: int | str, name: str, limit: int, label: str) -> bytes:
     """Read ``name`` (in ``dir_fd``) without following a link or blocking on a FIFO; at most
     ``limit`` bytes, else _TooLarge."""
     try:
-        fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
+        if DIR_FD:
+            fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
+        else:
+            path = os.path.join(dir_fd, name)
+            if os.path.islink(path):
+                raise OSError(getattr(os, "ELOOP", 40), "a symbolic link")
+            fd = os.open(path, _OPEN_FILE)
     except OSError as exc:
         if exc.errno == getattr(os, "ELOOP", 40):
             raise _Refused(f"{label} is a symbolic link: refused") from None
@@ -231,9 +245,30 @@ def _too_large(label: str, size: int, limit_mib: float, what: str = "per file") 
 # Discovery: which entries belong to which student
 # --------------------------------------------------------------------------------------------
 
-def _open_class_dir(class_dir: Path) -> int:
+def _open_dir(name: str | Path, parent: int | str | None = None) -> int | str:
+    """A handle on folder ``name`` (in ``parent``, or a path); OSError if it is not one, or a link."""
+    if DIR_FD:
+        if parent is None:
+            return os.open(name, os.O_RDONLY | _flag("O_DIRECTORY") | _flag("O_CLOEXEC"))
+        return os.open(name, _OPEN_DIR, dir_fd=parent)
+    path = str(name) if parent is None else os.path.join(parent, name)
+    if parent is not None and os.path.islink(path):
+        raise OSError(getattr(os, "ELOOP", 40), "a symbolic link")
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "no such folder", path)
+    if not os.path.isdir(path):
+        raise NotADirectoryError(20, "not a folder", path)
+    return path
+
+
+def _close_dir(handle: int | str) -> None:
+    if isinstance(handle, int):
+        os.close(handle)
+
+
+def _open_class_dir(class_dir: Path) -> int | str:
     try:
-        return os.open(class_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return _open_dir(class_dir)
     except FileNotFoundError:
         raise IntakeError(f"class folder {class_dir} does not exist") from None
     except NotADirectoryError:
@@ -254,7 +289,7 @@ def discover(class_dir: Path) -> tuple[dict[str, list[Entry]], list[str]]:
         with os.scandir(fd) as scan:
             listing = sorted(((item.name, item.stat(follow_symlinks=False).st_mode) for item in scan))
     finally:
-        os.close(fd)
+        _close_dir(fd)
 
     groups: dict[str, list[Entry]] = {}
     notes: list[str] = []
@@ -350,20 +385,20 @@ class _Tree:
         self.files[rel] = data
 
 
-def _read_folder(class_fd: int, name: str, limits: IntakeLimits) -> _Tree:
+def _read_folder(class_fd: int | str, name: str, limits: IntakeLimits) -> _Tree:
     tree = _Tree(f"{name}/", limits)
     try:
-        root_fd = os.open(name, _OPEN_DIR, dir_fd=class_fd)
+        root_fd = _open_dir(name, class_fd)
     except OSError as exc:
         raise _Refused(f"{name}/ cannot be opened: {exc.strerror}") from None
     try:
         _walk(root_fd, [], tree)
     finally:
-        os.close(root_fd)
+        _close_dir(root_fd)
     return tree
 
 
-def _walk(dir_fd: int, prefix: list[str], tree: _Tree) -> None:
+def _walk(dir_fd: int | str, prefix: list[str], tree: _Tree) -> None:
     listing = []
     with os.scandir(dir_fd) as scan:
         for item in scan:  # counted as listed: a folder of a million files stops early
@@ -381,14 +416,14 @@ def _walk(dir_fd: int, prefix: list[str], tree: _Tree) -> None:
         if stat.S_ISDIR(mode):
             tree.check_depth(parts, folder=True)
             try:
-                sub_fd = os.open(name, _OPEN_DIR, dir_fd=dir_fd)
+                sub_fd = _open_dir(name, dir_fd)
             except OSError as exc:
                 tree.note(f"refused {rel}/: cannot be opened ({exc.strerror})")
                 continue
             try:
                 _walk(sub_fd, parts, tree)
             finally:
-                os.close(sub_fd)
+                _close_dir(sub_fd)
         elif stat.S_ISREG(mode):
             tree.check_depth(parts)
             limit, _ = tree.size_limit(rel)
@@ -817,13 +852,14 @@ def _write_workdir(work_root: Path, student: str, files: dict[str, bytes]) -> Pa
     for rel in sorted(files):
         target = workdir.joinpath(*rel.split("/"))
         target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _flag("O_NOFOLLOW") | _flag("O_CLOEXEC")
+                     | _flag("O_BINARY"), 0o644)
         with os.fdopen(fd, "wb") as handle:
             handle.write(files[rel])
     return workdir
 
 
-def _read_top_file(class_fd: int, entry: Entry, limit_mib: float) -> bytes:
+def _read_top_file(class_fd: int | str, entry: Entry, limit_mib: float) -> bytes:
     try:
         return _read_regular(class_fd, entry.name, _limit(limit_mib), entry.name)
     except _TooLarge as exc:
@@ -831,7 +867,7 @@ def _read_top_file(class_fd: int, entry: Entry, limit_mib: float) -> bytes:
         raise _too_large(entry.name, exc.size, limit_mib, what) from None
 
 
-def _collect_tree(first: Entry, class_fd: int, limits: IntakeLimits, sub: Submission) -> tuple[dict, str]:
+def _collect_tree(first: Entry, class_fd: int | str, limits: IntakeLimits, sub: Submission) -> tuple[dict, str]:
     """The files and entry of a zip or folder submission (sets sha256, mode and notes)."""
     label = first.name + ("/" if first.kind == "folder" else "")
     if first.kind == "zip":
@@ -867,7 +903,7 @@ def _collect_tree(first: Entry, class_fd: int, limits: IntakeLimits, sub: Submis
     return files, entry
 
 
-def _collect(first: Entry, class_fd: int, limits: IntakeLimits, sub: Submission) -> tuple[dict, str]:
+def _collect(first: Entry, class_fd: int | str, limits: IntakeLimits, sub: Submission) -> tuple[dict, str]:
     """``({relative path: bytes}, entry)`` for the workdir; raises _Refused for bad input."""
     if first.kind == "py":
         data = _read_top_file(class_fd, first, limits.file_size_mib)
@@ -883,7 +919,7 @@ def _collect(first: Entry, class_fd: int, limits: IntakeLimits, sub: Submission)
     return _collect_tree(first, class_fd, limits, sub)
 
 
-def _prepare_one(class_fd: int, class_dir: Path, work_root: Path, student: str,
+def _prepare_one(class_fd: int | str, class_dir: Path, work_root: Path, student: str,
                  entries: list[Entry], limits: IntakeLimits) -> Submission:
     first = entries[0]
     shown = first.name + ("/" if first.kind == "folder" else "")
@@ -933,5 +969,5 @@ def prepare(class_dir: Path, work_root: Path,
         submissions = [_prepare_one(class_fd, class_dir, work_root, student, entries, limits)
                        for student, entries in groups.items()]
     finally:
-        os.close(class_fd)
+        _close_dir(class_fd)
     return submissions, notes

@@ -37,9 +37,10 @@ public inputs (the grading uses other, hidden inputs), and prints for every func
 what failed, what was expected and what came back, the likely mistake, and a few lines of Python
 that reproduce a failing call. Exit status 0 means everything passed.
 
-On Linux your code runs in a sandbox; elsewhere (macOS, or a machine without user namespaces) it
-runs unsandboxed, with a warning: it is your own code. Windows is not supported (no `fork`): use
-WSL. Checks that need the reference solution ({ta_only}) are run only by the grading.
+On Linux your code runs in a sandbox. On macOS and Windows, or on a Linux machine without user
+namespaces, it runs unsandboxed (it is your own code), and a WARNING on stderr says so: the same
+checks, the same time limits, but no isolation, and memory and CPU limits only where the system
+offers them. Checks that need the reference solution ({ta_only}) are run only by the grading.
 """
 
 

@@ -31,6 +31,14 @@ from grader.sandbox.loader import CELL_MARKER_RE
 SOLUTION = "def elbo(x):\n    raise NotImplementedError\n"
 
 
+@pytest.fixture(autouse=True, params=[True, False], ids=["dir_fd", "paths"])
+def folder_access(request, monkeypatch):
+    """Every test twice: folders read through file descriptors (POSIX) and by path (Windows)."""
+    from grader import intake
+
+    monkeypatch.setattr(intake, "DIR_FD", request.param)
+
+
 # --------------------------------------------------------------------------------------------
 # Builders
 # --------------------------------------------------------------------------------------------

@@ -18,10 +18,36 @@ One module per mechanism: ``namespaces``, ``filesystem``, ``rlimits``, ``privile
 ``seccomp``, ``cgroups``; ``protocol`` is the only serialisation across process boundaries;
 ``supervisor``, ``inside`` (P1 and the call processes), ``zygote`` and ``pool`` are the
 processes. ``tests/test_sandbox.py`` attacks each of them.
+
+Where there is no ``fork`` (Windows), or no ``pidfd_open``/``poll`` (macOS), ``PortablePool``
+(``portable``, ``portable_child``) runs the same requests in a plain subprocess, unsandboxed:
+the students' self-check on their own machines (``tests/test_portable.py``).
+
+Importing this package works on every platform: it imports nothing Linux-only, and the pools
+are imported on first use (``from grader.sandbox import SandboxPool``).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from grader.sandbox.limits import Limits
 from grader.sandbox.namespaces import isolation_available
-from grader.sandbox.pool import SandboxPool
 from grader.sandbox.results import CallResult, SandboxResult
 
-__all__ = ["CallResult", "Limits", "SandboxPool", "SandboxResult", "isolation_available"]
+if TYPE_CHECKING:
+    from grader.sandbox.pool import SandboxPool
+    from grader.sandbox.portable import PortablePool
+
+__all__ = ["CallResult", "Limits", "PortablePool", "SandboxPool", "SandboxResult", "isolation_available"]
+
+_LAZY = {"SandboxPool": "grader.sandbox.pool", "PortablePool": "grader.sandbox.portable"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,8 @@
 
 Each wrapper raises ``OSError`` whose message names the call and its arguments, e.g.
 ``mount('tmpfs', '/mnt', 'tmpfs', MS_NOSUID|MS_NODEV, 'size=256m') failed: Operation not permitted``.
+Importing this module works on any platform (``isolation_available`` is asked everywhere);
+off Linux the calls themselves fail with ``OSError``.
 """
 from __future__ import annotations
 
@@ -9,7 +11,18 @@ import ctypes
 import os
 import platform
 
-_libc = ctypes.CDLL(None, use_errno=True)
+
+class _NoLibc:
+    """Where there is no process-wide C library handle (Windows): every call fails cleanly."""
+
+    def __getattr__(self, name: str) -> object:
+        raise OSError(f"{name}: no C library to call on this platform (the sandbox is Linux-only)")
+
+
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+except (OSError, TypeError):  # Windows refuses CDLL(None); importing this module must not fail
+    _libc = _NoLibc()
 
 # <sched.h>
 CLONE_NEWNS = 0x00020000

@@ -499,7 +499,8 @@ class _Budget:
     ``_REPEAT_ALARM_S`` until the block gives up (a student's ``except BaseException`` in a loop)."""
 
     def __init__(self, seconds: float | None):
-        self.seconds = seconds if seconds and seconds > 0 else None
+        # no setitimer (Windows): no budget; the caller's own wall time is the only bound
+        self.seconds = seconds if seconds and seconds > 0 and hasattr(signal, "setitimer") else None
         self.armed = False
         self.credited = 0.0
         self.previous = signal.SIG_DFL

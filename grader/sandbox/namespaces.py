@@ -68,8 +68,11 @@ def isolation_available() -> tuple[bool, str]:
     """Whether this machine can build namespace sandboxes, and why not (a fresh process tries).
 
     The probe runs in a new interpreter (the caller may be multi-threaded, where unshare of a
-    user namespace fails) that unshares every namespace and mounts a tmpfs.
+    user namespace fails) that unshares every namespace and mounts a tmpfs. Off Linux (macOS,
+    Windows) the answer is no, without a probe.
     """
+    if not sys.platform.startswith("linux"):
+        return False, f"namespaces are Linux-only, and this is {sys.platform}"
     as_root = os.geteuid() == 0
     probe = (  # self-contained: importing this package would need numpy, and -S has no site
         "import ctypes, os\n"

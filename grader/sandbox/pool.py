@@ -19,18 +19,14 @@ import warnings
 import weakref
 from pathlib import Path
 
-from grader.sandbox import inside, protocol, supervisor
+from grader.sandbox import protocol
 from grader.sandbox.job import PROJECT_ROOT
 from grader.sandbox.limits import Limits
 from grader.sandbox.namespaces import isolation_available
-from grader.sandbox.results import CallResult, SandboxResult
+from grader.sandbox.results import UNSANDBOXED_WARNING, CallResult, SandboxResult  # noqa: F401 - re-exported
 
 START_S = 120.0  # a zygote importing torch on a busy machine
 OUTER_SLACK_S = 30.0  # the grader's own deadline, on top of the supervisor's
-UNSANDBOXED_WARNING = (
-    "UNSANDBOXED: student code runs as the grader's own user with rlimits only: it can read "
-    "the reference solution, write anywhere the grader can, use the network and kill the grader"
-)
 
 
 class _Zygote:
@@ -180,6 +176,10 @@ class SandboxPool:
         return result
 
     def _outer_deadline(self, groups: list[list[dict]]) -> float:
+        # imported here, not at the top: they bind Linux-only calls (fork, pidfd_open, poll) at
+        # import, and this module must import anywhere (``grader.run`` imports it on macOS too)
+        from grader.sandbox import inside, supervisor
+
         limits = self.limits
         calls = [call for group in groups for call in group]
         budget = (supervisor.SETUP_S + 2 * limits.import_wall_s + 1

@@ -6,6 +6,20 @@ from dataclasses import dataclass, field
 CALL_STATUSES = ("ok", "error", "timeout", "crashed", "not_run")
 RUN_STATUSES = ("ok", "load_error", "timeout", "crashed", "sandbox_error")
 
+#: The first note of every run without namespaces (``SandboxPool(isolation="none")``); here, not
+#: in ``pool``, so that the portable backend and the exports can import it on any platform.
+UNSANDBOXED_WARNING = (
+    "UNSANDBOXED: student code runs as the grader's own user with rlimits only: it can read "
+    "the reference solution, write anywhere the grader can, use the network and kill the grader"
+)
+#: The first note of every run of ``PortablePool`` (no fork: macOS, Windows, forced by
+#: ``GRADER_SANDBOX=portable``).
+PORTABLE_WARNING = (
+    "UNSANDBOXED (portable mode): student code runs as the grader's own user in a plain "
+    "subprocess, with wall times only (rlimits where the platform has them): it can read "
+    "the reference solution, write anywhere the grader can, use the network and kill the grader"
+)
+
 
 @dataclass
 class CallResult:
@@ -25,5 +39,5 @@ class SandboxResult:
     stderr: str = ""
     output_dropped_bytes: int = 0
     notes: list[str] = field(default_factory=list)
-    isolation: str = "namespaces"  # "namespaces" | "none"
+    isolation: str = "namespaces"  # "namespaces" | "none" | "portable"
     duration_s: float = 0.0
