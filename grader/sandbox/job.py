@@ -40,6 +40,7 @@ class Job:
     staging: str = ""  # where the new root is built before pivot_root (set by filesystem)
     inside_workdir: str = INSIDE_WORKDIR
     notes: list[str] = field(default_factory=list)  # for the report (skipped files, ...)
+    harness_data_bytes: int = 0  # the harness's own data (torch...) when it forks: memory_mib comes on top
 
     def call_wall_s(self, call: dict) -> float:
         return float(call.get("wall_s", self.limits.call_wall_s))

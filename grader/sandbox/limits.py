@@ -7,7 +7,9 @@ Where each one is enforced (see the mechanism modules):
 - CPU times: ``RLIMIT_CPU`` (whole seconds, rounded up);
 - ``memory_mib``: ``RLIMIT_DATA`` of every process: heap, anonymous ``mmap`` and thread stacks,
   so an allocation past it fails with ``MemoryError`` (or torch's "can't allocate memory")
-  instead of a kill. ``RLIMIT_AS`` is not used: a process that has imported torch already
+  instead of a kill. It counts on top of the data the harness already holds when it forks the
+  sandbox (torch and the preloaded packages, ~450 MiB), so preloading more never shrinks it.
+  ``RLIMIT_AS`` is not used: a process that has imported torch already
   maps ~620 MiB of address space (shared libraries) for ~215 MiB of data, and glibc reserves
   address space per thread arena, so an address-space bound would mostly measure libraries;
 - ``total_memory_mib``: a cgroup (v1 ``memory``) over all the submission's processes, its
@@ -25,7 +27,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Limits:
-    memory_mib: int = 2048  # heap of each process (RLIMIT_DATA); past it allocations fail with MemoryError
+    memory_mib: int = 2048  # heap of each process (RLIMIT_DATA), on top of what the harness preloads; past it allocations fail with MemoryError
     total_memory_mib: int = 3072  # all processes of one submission, tmpfs included (cgroup memory, root only)
     import_wall_s: float = 10.0  # the module's top level; past it: definitions alone (the whole load is killed at 2x + 1 s)
     import_cpu_s: float = 10.0  # CPU time of the module's load, at most 2x + 1 s with the retry (RLIMIT_CPU of PID 1)

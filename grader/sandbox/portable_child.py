@@ -229,7 +229,7 @@ def apply_rlimits(job: Job) -> list[str]:
         return ["no rlimits on this platform: memory_mib, file_size_mib, open_files and CPU "
                 "times are not enforced (wall times are)"]
     limits, mib, notes = job.limits, 1 << 20, []
-    wanted = [("RLIMIT_DATA", limits.memory_mib * mib, "memory_mib"),
+    wanted = [("RLIMIT_DATA", limits.memory_mib * mib + rlimits.data_bytes(), "memory_mib"),
               ("RLIMIT_FSIZE", limits.file_size_mib * mib, "file_size_mib"),
               ("RLIMIT_NOFILE", limits.open_files, "open_files"), ("RLIMIT_CORE", 0, "")]
     for name, value, what in wanted:

@@ -1,7 +1,8 @@
 """Resource limits (``setrlimit``) of the sandbox's processes.
 
 ``apply`` runs in P1 before any student code, with soft and hard limits equal (except CPU), so
-nothing inside can raise them: memory per process (``RLIMIT_DATA``), processes and threads of the
+nothing inside can raise them: memory per process (``RLIMIT_DATA``: ``memory_mib`` on top of the
+harness's own data, see ``data_bytes``), processes and threads of the
 sandbox's uid (``RLIMIT_NPROC``), file size, open files, no core dumps, no message queues. CPU:
 P1's soft limit is the load's CPU budget (P1 is PID 1, which the kernel shields from SIGXCPU's
 default action, so it installs a handler that exits), its hard limit the whole submission's
@@ -35,9 +36,25 @@ def total_cpu_s(job: Job) -> int:
     return math.ceil(job.load_cpu_s()) + calls + 1
 
 
+def data_bytes() -> int:
+    """This process's data segment (``VmData``: heap, anonymous mappings), 0 where unknown.
+
+    A sandbox inherits the zygote's (torch, numpy, the preloaded packages: ~450 MiB), so
+    ``RLIMIT_DATA`` is set to that plus ``memory_mib``: what the harness preloads never eats into
+    the student's own memory."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def apply(job: Job) -> None:
     limits = job.limits
-    _set(resource.RLIMIT_DATA, limits.memory_mib * MIB)
+    _set(resource.RLIMIT_DATA, limits.memory_mib * MIB + job.harness_data_bytes)
     _set(resource.RLIMIT_FSIZE, limits.file_size_mib * MIB)
     _set(resource.RLIMIT_NOFILE, limits.open_files)
     _set(resource.RLIMIT_CORE, 0)

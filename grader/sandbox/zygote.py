@@ -39,7 +39,7 @@ for _name in PRELOADED:
     except Exception:  # noqa: BLE001 - optional speed-up only
         pass
 
-from grader.sandbox import cgroups, inside, namespaces, protocol, supervisor  # noqa: F401
+from grader.sandbox import cgroups, inside, namespaces, protocol, rlimits, supervisor  # noqa: F401
 # train_gan's call module: importing it builds one Adam, which imports torch._dynamo (~0.8 s) once
 # here instead of in every submission's call process
 from grader.sandbox import workhouse_calls  # noqa: F401,E402
@@ -108,7 +108,7 @@ class Zygote:
             limits=Limits.from_dict(request["limits"]), workdir=request["workdir"],
             entry=request["entry"], mode=request["mode"], groups=request["groups"],
             isolation=self.isolation, nonce=secrets.token_hex(16), host_uid=self.host_uid,
-            as_root=self.as_root,
+            as_root=self.as_root, harness_data_bytes=rlimits.data_bytes(),
         )
         if self.cgroups.available:
             self.cgroups.configure(job)
