@@ -238,9 +238,8 @@ def sandbox_section(out_dir: Path) -> str:
         f"| `{workhouse.PROBE_ID}` (runs first in the submission's call process) | {statistics.median(probe):.2f} | "
         f"{max(probe):.2f} |",
         f"| `{workhouse.MAIN_ID}` | {statistics.median(ring):.2f} | {max(ring):.2f} |", "",
-        "The probe's time is mostly the first `torch.optim.Adam(...)` of the process, which imports "
-        "`torch._dynamo` (about 0.8 s); `grader.sandbox.workhouse_calls` does that at import, so a zygote that "
-        "imports it pays it once instead of every submission.", ""])
+        "The first `torch.optim.Adam(...)` of a process imports `torch._dynamo` (about 0.8 s); the zygotes "
+        "import `grader.sandbox.workhouse_calls`, which builds one at import, so no submission pays it.", ""])
 
 
 def main(argv: list[str] | None = None) -> None:
