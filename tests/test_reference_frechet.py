@@ -159,6 +159,10 @@ def test_committed_gan_digits_statistics():
     for distance, ceiling in zip(m["frechet_distance"]["values"], m["ceiling"]["values"], strict=True):
         assert floor < distance < ceiling
     assert len(stats["wall_time_s"]["per_seed"]) == len(stats["seeds"])
+    # the reference GAN is a real generator of digits: every seed beats independent pixels
+    assert m["frechet_distance"]["max"] < stats["independent_pixels"]
+    every = train.GAN_DIGITS_CHECKPOINT_EVERY
+    assert all(s % every == 0 or s == stats["steps"] for s in m["checkpoint_step"]["values"])
     png = train.STATS_DIR / stats["samples_png"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -168,11 +172,48 @@ def test_floor_matches_the_committed_one():
     assert train.digits_floor() == pytest.approx(stats["floor"], rel=1e-6)
 
 
+def test_digits_discriminator_extras_leave_the_ring_networks_alone():
+    from reference.models import GAN_CONFIGS, make_gan
+
+    ring, digits = GAN_CONFIGS["ring"], GAN_CONFIGS["digits"]
+    assert ring.dropout == 0.0 and not ring.minibatch_std
+    _, disc = make_gan(ring)
+    assert [type(m).__name__ for m in disc.net] == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"]
+    assert [n for n, _ in disc.named_parameters()] == [f"net.{i}.{w}" for i in (0, 2, 4) for w in ("weight", "bias")]
+    _, disc = make_gan(digits)
+    assert digits.dropout > 0 and digits.minibatch_std
+    assert disc(torch.rand(7, 64)).shape == (7, 1)
+
+
+def test_train_gan_digits_uses_binary_fakes_and_keeps_the_best_training_checkpoint():
+    from reference.models import GAN_CONFIGS, make_gan
+
+    config = GAN_CONFIGS["digits"]
+    torch.manual_seed(0)
+    gen, disc = make_gan(config)
+    seen = []
+    disc.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    data = load_digits_binary("train")
+    hist = train.train_gan_digits(gen, disc, data, steps=7, batch_size=16, lr=1e-3, latent_dim=config.latent_dim,
+                                  rng=torch.Generator().manual_seed(0), select_seed=3, checkpoint_every=3)
+    assert len(hist["d_loss"]) == len(hist["g_loss"]) == 7
+    assert all(set(x.unique().tolist()) <= {0.0, 1.0} for x in seen)  # real and fake batches alike
+    assert hist["checkpoint_step"] in (3, 6, 7)
+    r = torch.Generator().manual_seed(3)
+    z = torch.randn(train.GAN_EVAL_SAMPLES, config.latent_dim, generator=r)
+    with torch.no_grad():
+        kept = digits_frechet(bernoulli_images(gen(z), r), reference=data)
+    assert kept == pytest.approx(hist["train_distance"], rel=1e-12)  # gen was left at that checkpoint
+
+
 def test_short_gan_digits_run_writes_the_new_fields(tmp_path):
     out = tmp_path / "gan.json"
     train.main(["--model", "gan", "--data", "digits", "--seeds", "1", "--steps", "20", "--out", str(out)])
     stats = json.loads(out.read_text())
-    assert {"frechet_distance", "ceiling", "final_d_loss", "final_g_loss"} == set(stats["metrics"])
+    assert {"frechet_distance", "ceiling", "final_d_loss", "final_g_loss", "train_frechet_distance",
+            "checkpoint_step"} == set(stats["metrics"])
+    # 20 < 500 steps: the last step is the only checkpoint
+    assert stats["metrics"]["checkpoint_step"]["values"] == [20.0]
     assert stats["steps"] == 20 and stats["device"] == "cpu" and stats["floor"] > 0
     assert stats["batch_size"] == train.DATA_DEFAULTS[("gan", "digits")]["batch_size"]  # the digits override
     assert stats["note"] == train.device_note(torch.device("cpu"))

@@ -22,7 +22,8 @@ EXPECTED_METRICS = {
 def expected_metrics(model: str, data: str) -> set[str]:
     if model == "gan":
         ring = {"modes_covered", "high_quality_fraction", "ring_distance"} if data == "ring" else set()
-        digits = {"frechet_distance", "ceiling"} if data == "digits" else set()
+        digits = ({"frechet_distance", "ceiling", "train_frechet_distance", "checkpoint_step"}
+                  if data == "digits" else set())
         return {"final_d_loss", "final_g_loss"} | ring | digits
     return EXPECTED_METRICS[model]
 
