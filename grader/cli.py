@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -182,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
                              progress=not args.quiet, questions_path=args.questions, manual_csv=args.manual,
                              anonymous=args.anonymous)
     from grader.outlock import OutputBusy
+    from grader.written.anonymity import ENV_SECRET
 
+    if args.anonymous and not os.environ.get(ENV_SECRET):
+        print(f"warning: --anonymous without {ENV_SECRET}: the codes are derived from the rubric's seed, so "
+              "anyone with the repository and the class list can undo them; set a course secret in "
+              f"{ENV_SECRET} (and keep it) for blind marking", file=sys.stderr)
     try:
         report = grade_class(args.class_dir, options)
     except OutputBusy as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,19 @@ def test_a_class_folder_named_like_a_command_is_still_a_class(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "grader", "report", "--out", str(tmp_path / "o"), "--quiet"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert "graded 0" in proc.stdout
+
+
+def test_anonymous_marking_without_a_course_secret_is_warned_about(tmp_path):
+    klass = tmp_path / "class"
+    klass.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "GRADER_ANON_SECRET"}
+    plain = subprocess.run([sys.executable, "-m", "grader", str(klass), "--out", str(tmp_path / "a"), "--quiet",
+                            "--anonymous"], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert plain.returncode == 0 and "warning: --anonymous without GRADER_ANON_SECRET" in plain.stderr
+    keyed = subprocess.run([sys.executable, "-m", "grader", str(klass), "--out", str(tmp_path / "b"), "--quiet",
+                            "--anonymous"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                           env={**env, "GRADER_ANON_SECRET": "course secret"})
+    assert keyed.returncode == 0 and "GRADER_ANON_SECRET" not in keyed.stderr
