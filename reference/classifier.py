@@ -23,7 +23,6 @@ the committed npz, not a re-run, is the reference.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -31,7 +30,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -175,30 +173,14 @@ def features(x: Tensor, model: DigitsClassifier | None = None) -> Tensor:
     return model.features(x.detach().to("cpu", torch.float32))
 
 
-def _write_bytes_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def save(model: DigitsClassifier, npz_path: Path = NPZ_PATH, sidecar_path: Path = SIDECAR_PATH) -> dict:
     """Write the npz and its JSON sidecar (both atomically); returns the sidecar's content."""
-    from reference.train import versions, write_json_atomic
+    from reference.train import versions, write_bytes_atomic, write_json_atomic
 
     buffer = io.BytesIO()
     np.savez(buffer, **to_arrays(model))
     payload = buffer.getvalue()
-    _write_bytes_atomic(npz_path, payload)
+    write_bytes_atomic(npz_path, payload)
     sidecar = {
         "file": npz_path.name,
         "sha256": hashlib.sha256(payload).hexdigest(),
