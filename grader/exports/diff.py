@@ -30,8 +30,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from grader.atomic import write_atomic
-from grader.outlock import output_lock
 from grader.exports import OutputFolderError, copy_as_data, load_results, load_summary, md_code
+from grader.outlock import output_lock
 from grader.results import StudentResult
 from grader.scoring import CheckResult, points_str
 
