@@ -126,13 +126,7 @@ class SandboxPool:
         started = time.monotonic()
         zygote = self._free.get()
         try:
-            result = self._run_on(zygote, workdir, entry, mode, groups)
-            if mode == "full" and result.status == "timeout":
-                first = result
-                result = self._run_on(zygote, workdir, entry, "definitions", groups)
-                result.notes[:0] = [f"{first.message}; graded on its definitions alone"]
-                result.stdout, result.stderr = first.stdout + result.stdout, first.stderr + result.stderr
-                result.output_dropped_bytes += first.output_dropped_bytes
+            result = with_definitions_fallback(lambda m: self._run_on(zygote, workdir, entry, m, groups), mode)
         finally:
             self._free.put(zygote)
         result.duration_s = time.monotonic() - started
@@ -223,6 +217,19 @@ class SandboxPool:
                     result.status = "sandbox_error"
                     result.message = f"the supervisor ended without a report (wait status {message.get('exit')})"
                 return
+
+
+def with_definitions_fallback(run_once, mode: str) -> SandboxResult:
+    """``run_once(mode)``; when a "full" load times out (a top level that never ends), the run
+    again on the module's definitions alone, with the first run's output and a note kept."""
+    result = run_once(mode)
+    if mode == "full" and result.status == "timeout":
+        first = result
+        result = run_once("definitions")
+        result.notes[:0] = [f"{first.message}; graded on its definitions alone"]
+        result.stdout, result.stderr = first.stdout + result.stdout, first.stderr + result.stderr
+        result.output_dropped_bytes += first.output_dropped_bytes
+    return result
 
 
 def _call_result(message: dict) -> CallResult:

@@ -43,42 +43,14 @@ from pathlib import Path
 from grader.sandbox import protocol
 from grader.sandbox.job import PROJECT_ROOT, Job
 from grader.sandbox.limits import Limits
-from grader.sandbox.pool import _call_result, _check_request
-from grader.sandbox.results import PORTABLE_WARNING, CallResult, SandboxResult
+from grader.sandbox.pool import _call_result, _check_request, with_definitions_fallback
+from grader.sandbox.results import NOT_RUN_REASONS, PORTABLE_WARNING, CallResult, Capture, SandboxResult
 
 START_S = 120.0  # the child importing torch on a slow laptop, before it says "ready"
 GRACE_S = 2.0  # on top of the load's own budget (the loader falls back to definitions by itself)
 IDLE_S = 5.0  # longest silence of the child between two calls (harness code only)
 DRAIN_S = 1.0  # reading the child's last bytes after it ended
 SIGXCPU = getattr(signal, "SIGXCPU", None)
-NOT_RUN_REASONS = {  # as the supervisor words them
-    "load_error": "the module failed to load", "timeout": "loading the module timed out",
-    "crashed": "loading the module crashed the sandbox",
-}
-
-
-class Capture:
-    """The first ``cap`` bytes of a stream; the rest counted (thread-safe)."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap, self.kept, self.dropped = cap, bytearray(), 0
-        self.lock = threading.Lock()
-
-    def add(self, data: bytes) -> None:
-        with self.lock:
-            room = max(self.cap - len(self.kept), 0)
-            self.kept += data[:room]
-            self.dropped += max(len(data) - room, 0)
-
-    def count(self, dropped: int) -> None:
-        with self.lock:
-            self.dropped += dropped
-
-    def text(self) -> str:
-        with self.lock:
-            return self.kept.decode("utf-8", errors="replace")
-
-
 class _Stop(Exception):
     """The current child is done with: "timeout", "load_error", "crashed" (bad data, with a
     message) or "died" (its results channel ended; ``returncode`` None: it is still alive)."""
@@ -466,13 +438,7 @@ class PortablePool:
             raise RuntimeError("this PortablePool is closed")
         started = time.monotonic()
         with self._slots:
-            result = _Run(self, workdir, entry, mode, groups).execute()
-            if mode == "full" and result.status == "timeout":
-                first = result
-                result = _Run(self, workdir, entry, "definitions", groups).execute()
-                result.notes[:0] = [f"{first.message}; graded on its definitions alone"]
-                result.stdout, result.stderr = first.stdout + result.stdout, first.stderr + result.stderr
-                result.output_dropped_bytes += first.output_dropped_bytes
+            result = with_definitions_fallback(lambda m: _Run(self, workdir, entry, m, groups).execute(), mode)
         result.notes.insert(0, PORTABLE_WARNING)
         for call_id in (call["id"] for group in groups for call in group):
             if call_id not in result.calls:

@@ -1,8 +1,15 @@
 """What a sandbox run gives back to the grader: plain data, validated, never student objects."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
+#: Why the calls of a run were not run, by the run's status (the supervisor and the portable
+#: pool word them alike).
+NOT_RUN_REASONS = {
+    "load_error": "the module failed to load", "timeout": "loading the module timed out",
+    "crashed": "loading the module crashed the sandbox",
+}
 CALL_STATUSES = ("ok", "error", "timeout", "crashed", "not_run")
 RUN_STATUSES = ("ok", "load_error", "timeout", "crashed", "sandbox_error")
 
@@ -41,3 +48,27 @@ class SandboxResult:
     notes: list[str] = field(default_factory=list)
     isolation: str = "namespaces"  # "namespaces" | "none" | "portable"
     duration_s: float = 0.0
+
+
+class Capture:
+    """The first ``cap`` bytes of a stream (a student's stdout or stderr); the rest counted.
+    Thread-safe: the portable pool fills it from reader threads."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.kept, self.dropped = cap, bytearray(), 0
+        self.lock = threading.Lock()
+
+    def add(self, data: bytes) -> None:
+        with self.lock:
+            room = max(self.cap - len(self.kept), 0)
+            self.kept += data[:room]
+            self.dropped += max(len(data) - room, 0)
+
+    def count(self, dropped: int) -> None:
+        """``dropped`` more bytes that never reached this process."""
+        with self.lock:
+            self.dropped += dropped
+
+    def text(self) -> str:
+        with self.lock:
+            return self.kept.decode("utf-8", errors="replace")

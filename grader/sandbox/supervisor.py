@@ -26,26 +26,12 @@ import time
 
 from grader.sandbox import filesystem, inside, namespaces, protocol
 from grader.sandbox.job import EXIT_CPU, EXIT_SETUP, Job
+from grader.sandbox.results import NOT_RUN_REASONS, Capture
 
 SETUP_S = 20.0  # building the sandbox, up to P1's "ready"
 GRACE_S = 2.0  # on top of P1's own timers, before S stops the run itself
 DRAIN_S = 1.0  # reading the last output after P1 died
 TERMINAL = ("result", "error", "crashed", "timeout", "not_run")
-
-
-class Capture:
-    """The first ``cap`` bytes of a stream; the rest counted."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap, self.kept, self.dropped = cap, bytearray(), 0
-
-    def add(self, data: bytes) -> None:
-        room = self.cap - len(self.kept)
-        self.kept += data[:max(room, 0)]
-        self.dropped += max(len(data) - max(room, 0), 0)
-
-    def text(self) -> str:
-        return self.kept.decode("utf-8", errors="replace")
 
 
 def run_supervisor(job: Job, sync_fd: int, alive_fd: int, out_fd: int) -> None:
@@ -360,9 +346,8 @@ class Watch:
         if self.status in ("ok",):
             self.fail_rest("not_run", "not run: the sandbox stopped early")
         elif self.next < len(self.calls):
-            reason = {"load_error": "the module failed to load", "timeout": "loading the module timed out",
-                      "crashed": "loading the module crashed the sandbox",
-                      "sandbox_error": f"the sandbox stopped: {self.message}"}.get(self.status or "", "the run stopped")
+            reason = {**NOT_RUN_REASONS, "sandbox_error": f"the sandbox stopped: {self.message}"}.get(
+                self.status or "", "the run stopped")
             now = time.monotonic()
             while self.next < len(self.calls):
                 self.record("not_run", {"error": f"not run: {reason}"}, now)
