@@ -203,10 +203,7 @@ def train_gan_digits(gen: nn.Module, disc: nn.Module, data: Tensor, *, steps: in
         history["d_loss"].append(d_loss.item())
         history["g_loss"].append(g_loss.item())
         if step % checkpoint_every == 0 or step == steps:
-            eval_rng = torch.Generator().manual_seed(select_seed)
-            with torch.no_grad():
-                z_eval = torch.randn(GAN_EVAL_SAMPLES, latent_dim, generator=eval_rng)
-                images = frechet.bernoulli_images(gen(z_eval.to(device)), eval_rng)
+            images = draw_binary_digits(gen, latent_dim, select_seed, device)
             distance = frechet.digits_frechet(images, reference=data_cpu)
             if best is None or distance < best[0]:
                 best = (distance, step, copy.deepcopy(gen.state_dict()))
@@ -225,9 +222,17 @@ def gan_digits_images(gen: nn.Module, latent_dim: int, seed: int, device: torch.
     the CPU and then every pixel ``~ Bernoulli(gen(z))`` (``reference.frechet.bernoulli_images``), so the
     same seed gives the same draws whatever the generator's parameters and device.
     """
-    eval_rng = torch.Generator().manual_seed(EVAL_SEED + seed)
-    z = torch.randn(n, latent_dim, generator=eval_rng)
-    return frechet.bernoulli_images(gen(z.to(device)), eval_rng)
+    return draw_binary_digits(gen, latent_dim, EVAL_SEED + seed, device, n)
+
+
+@torch.no_grad()
+def draw_binary_digits(gen: nn.Module, latent_dim: int, generator_seed: int, device: torch.device,
+                       n: int = GAN_EVAL_SAMPLES) -> Tensor:
+    """``n`` binary digits ``[n, 64]``: ``z`` ``[n, latent_dim]`` then every pixel ``~ Bernoulli(gen(z))``,
+    both drawn on the CPU by one ``torch.Generator`` seeded ``generator_seed``."""
+    rng = torch.Generator().manual_seed(generator_seed)
+    z = torch.randn(n, latent_dim, generator=rng)
+    return frechet.bernoulli_images(gen(z.to(device)), rng)
 
 
 def digits_floor() -> float:
