@@ -233,10 +233,14 @@ def test_private_copy_refuses_a_work_folder_over_its_size(tmp_path):
 def test_the_child_preloads_what_the_zygote_preloads():
     from grader.sandbox import portable_child  # importing it moves no file descriptor (only running it)
 
+    from grader.sandbox import job
+
+    assert portable_child.PRELOADED is job.PRELOADED
     tree = ast.parse((ROOT / "grader" / "sandbox" / "zygote.py").read_text())
-    zygote = next(ast.literal_eval(node.value) for node in tree.body
-                  if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PRELOADED")
-    assert portable_child.PRELOADED == zygote
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                and getattr(node.targets[0], "id", "") == "PRELOADED"]  # no list of its own
+    assert any(isinstance(node, ast.ImportFrom) and node.module == "grader.sandbox.job"
+               and "PRELOADED" in [a.name for a in node.names] for node in ast.walk(tree))
 
 
 # ------------------------------------------------------------------------ platform choices

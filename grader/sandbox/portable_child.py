@@ -50,7 +50,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 
 from grader.sandbox import protocol  # noqa: E402
-from grader.sandbox.job import EXIT_SETUP, Job  # noqa: E402
+from grader.sandbox.job import EXIT_SETUP, PRELOADED, Job  # noqa: E402
 from grader.sandbox.limits import Limits  # noqa: E402
 
 try:
@@ -65,9 +65,6 @@ FRAME_OVERHEAD = 64 << 10  # room for the keys around a result, on top of result
 OUTPUT_FRAME_MAX = min(getattr(select, "PIPE_BUF", 512), 4096)  # one write a pipe makes atomically
 DROP_REPORT_S = 0.25  # how often the count of dropped output bytes is sent, at most
 TRACEBACK_LINES = 3
-#: What the zygote preloads (``grader.sandbox.zygote.PRELOADED``), so that importing them costs a
-#: submission no load or call time; here only those the submission's files name (startup time).
-PRELOADED = ("scipy.special", "scipy.stats", "matplotlib", "matplotlib.pyplot", "tqdm", "pandas", "sklearn")
 
 
 def frame_cap(limits: Limits) -> int:

@@ -29,11 +29,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # before matplotlib is imported: nev
 import numpy  # noqa: F401,E402 - preloaded for the sandboxes
 import torch  # noqa: E402
 
-# The packages a course notebook commonly imports, preloaded once here rather than in every
-# sandbox (matplotlib alone costs ~0.4 s per submission otherwise). None of them holds anything
-# secret; a package that fails to import is simply not preloaded.
-PRELOADED = ("scipy.special", "scipy.stats", "matplotlib", "matplotlib.pyplot", "tqdm", "pandas", "sklearn")
-for _name in PRELOADED:
+from grader.sandbox.job import PRELOADED  # noqa: E402
+
+for _name in PRELOADED:  # a package that fails to import is simply not preloaded
     try:
         __import__(_name)
     except Exception:  # noqa: BLE001 - optional speed-up only
