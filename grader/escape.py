@@ -23,9 +23,12 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators (Python's splitlines
 # and some renderers break lines on them)
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# every ASCII punctuation character Markdown may give a meaning to, escaped with a backslash
-# (CommonMark allows a backslash before any ASCII punctuation)
-_MD_PUNCT = re.compile(r"([\\`*_\[\]{}()#+\-!|~$=:.])")
+# ASCII punctuation Markdown (CommonMark, GFM, GitHub's math) may give a meaning to anywhere in
+# a line, escaped with a backslash (CommonMark allows one before any ASCII punctuation); what
+# only means something at the start of a line (list, heading underline, ordered list) is
+# escaped there only
+_MD_PUNCT = re.compile(r"([\\`*_\[\]#!|~$])")
+_MD_LINE_START = re.compile(r"^(\s*(?:\d+)?)([-+=.)])")
 _MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 _BACKTICK_RUNS = re.compile("`+")
 
@@ -54,8 +57,10 @@ def clean_text(value: object, cap: int | None = None) -> str:
         text = text.encode("utf-8", "replace").decode("utf-8")
     if cap is not None and len(text) > cap:
         cap = max(int(cap), 0)
-        marker = f" [... {len(text) - cap} more characters]"
-        keep = cap - len(marker)
+        keep = cap
+        for _ in range(3):        # the marker's length depends on the count it shows
+            marker = f" [... {len(text) - keep} more characters]"
+            keep = cap - len(marker)
         text = text[:keep] + marker if keep > 0 else text[:cap]
     return text
 
@@ -83,6 +88,7 @@ def md_inline(value: object, cap: int | None = None) -> str:
     no emphasis, links, headings, table cells or code spans can come from it)."""
     text = one_line(value, cap)
     text = _MD_PUNCT.sub(r"\\\1", text)
+    text = _MD_LINE_START.sub(r"\1\\\2", text)
     return "".join(_MD_ENTITIES.get(ch, ch) for ch in text)
 
 
