@@ -150,13 +150,19 @@ def _is_stray(name: str) -> bool:
     return name in STRAY_NAMES or name.startswith(".")
 
 
-def _valid_name(name: str) -> bool:
-    """False for names that are not valid UTF-8 on disk (surrogate escapes) or hold controls."""
+def _valid_text(name: str) -> bool:
+    """False for names that are not valid UTF-8 on disk (surrogate escapes)."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return not any(unicodedata.category(char) == "Cc" for char in name)
+    return True
+
+
+def _valid_name(name: str) -> bool:
+    """False for names that are not valid UTF-8 on disk (surrogate escapes) or hold controls
+    (for files inside a submission; a class folder entry with controls still names a student)."""
+    return _valid_text(name) and not any(unicodedata.category(char) == "Cc" for char in name)
 
 
 def _file_type(mode: int) -> str:
@@ -294,7 +300,10 @@ def discover(class_dir: Path) -> tuple[dict[str, list[Entry]], list[str]]:
     groups: dict[str, list[Entry]] = {}
     notes: list[str] = []
     for name, mode in listing:
-        if not _valid_name(name):
+        # a name with a newline or another control character is still a student: the id is
+        # kept whole (records, scores.csv), escaped where rendered, and output files are named
+        # by grader.filenames.file_stem
+        if not _valid_text(name):
             notes.append(f"ignored entry {ascii(name)}: its name is not valid UTF-8 text")
             continue
         if _is_stray(name):

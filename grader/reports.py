@@ -14,6 +14,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+from grader.filenames import file_stem
 from grader.results import StudentResult
 from grader.scoring import is_manual
 from grader.scoring import points_str as pts
@@ -136,5 +137,6 @@ def summary_json(summary: dict) -> str:
 
 
 def result_path(out_dir: Path, student: str, folder: str, suffix: str) -> Path:
-    """``out/<folder>/<student><suffix>``; the id came from a file name, so it is a valid one."""
-    return Path(out_dir) / folder / f"{student}{suffix}"
+    """``out/<folder>/<stem><suffix>``, the stem from ``grader.filenames.file_stem`` (the id
+    itself when plain and short; else a readable prefix and a hash of the exact id)."""
+    return Path(out_dir) / folder / f"{file_stem(student)}{suffix}"
