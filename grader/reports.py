@@ -13,13 +13,16 @@ import statistics
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
 
+from grader.escape import clean_text, md_code_block, md_inline, visible_controls
 from grader.filenames import file_stem
 from grader.results import StudentResult
 from grader.scoring import is_manual
 from grader.scoring import points_str as pts
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+MESSAGE_CHARS = 20_000   # one message shown in feedback (the record keeps what it was given)
 STATUS_TEXT = {
     "ok": "graded",
     "load_error": "could not be loaded",
@@ -49,19 +52,31 @@ def scores_csv(results: list[StudentResult], functions: list[str]) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Grader-authored text in a Markdown table cell or line (its own Markdown kept): pipes and
+    line breaks neutralised, no raw HTML. Student text goes through ``grader.escape.md_inline``."""
+    text = visible_controls(clean_text(text)).replace("|", "\\|")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _picture_link(name: str) -> str:
+    return quote(clean_text(name), safe="")   # a link destination nothing can break out of
 
 
 def feedback_markdown(r: StudentResult, pictures: list[str] = ()) -> str:
     """What the student reads: a summary line, a table per function, then each failed check;
-    ``pictures`` (file names beside the feedback) are shown under the workhouse's section."""
-    lines = [f"# Feedback for {r.student}", "",
+    ``pictures`` (file names beside the feedback) are shown under the workhouse's section.
+
+    Everything from the student (id, messages, notes, got values, exception text) is escaped:
+    ``md_inline`` for a line of prose, ``md_code_block`` (a fence longer than any backtick run
+    inside) for check messages and multi-line messages."""
+    lines = [f"# Feedback for {md_inline(r.student)}", "",
              f"**Score: {pts(r.score)} / {pts(r.max_score)}** — submission {STATUS_TEXT.get(r.status, r.status)}.", ""]
     if r.message:
-        lines += [r.message, ""]
+        message = clean_text(r.message, MESSAGE_CHARS)
+        lines += [*md_code_block(message), ""] if "\n" in message.strip() else [md_inline(message), ""]
     notes = r.submission.get("notes") or []
     if notes:
-        lines += ["Notes on your submission:", *[f"- {n}" for n in notes], ""]
+        lines += ["Notes on your submission:", *[f"- {md_inline(n, MESSAGE_CHARS)}" for n in notes], ""]
     lines += ["| function | points | checks passed |", "|---|---|---|"]
     by_fn: dict[str, list] = {}
     for c in r.checks:
@@ -69,20 +84,21 @@ def feedback_markdown(r: StudentResult, pictures: list[str] = ()) -> str:
     for fn, checks in by_fn.items():
         got = sum((c.score for c in checks), Decimal(0))
         top = sum((c.max_score for c in checks), Decimal(0))
-        lines.append(f"| `{fn}` | {pts(got)} / {pts(top)} | {sum(c.passed for c in checks)} / {len(checks)} |")
+        lines.append(f"| `{_md_escape(fn)}` | {pts(got)} / {pts(top)} | {sum(c.passed for c in checks)} / {len(checks)} |")
     lines.append("")
     for fn, checks in by_fn.items():
-        lines += [f"## `{fn}`", ""]
+        lines += [f"## `{_md_escape(fn)}`", ""]
         if fn == "train_gan":
-            lines += [f"![your samples over the ring, beside the reference's, and your loss curves]({p})"
+            lines += [f"![your samples over the ring, beside the reference's, and your loss curves]({_picture_link(p)})"
                       for p in pictures] + ([""] if pictures else [])
         for c in checks:
             mark = "PASS" if c.passed else "FAIL"
-            lines.append(f"- **{mark}** `{c.name}` ({pts(c.score)} / {pts(c.max_score)}): {c.description}")
+            lines.append(f"- **{mark}** `{_md_escape(c.name)}` ({pts(c.score)} / {pts(c.max_score)}): "
+                         f"{_md_escape(c.description)}")
             if c.message and (not c.passed or is_manual(c)):
-                lines += ["", "  ```text", *["  " + line for line in c.message.splitlines()], "  ```", ""]
+                lines += ["", *md_code_block(clean_text(c.message, MESSAGE_CHARS), indent="  "), ""]
         lines.append("")
-    lines += ["---", f"rubric {r.rubric.get('version')} · grader {r.versions.get('grader')}", ""]
+    lines += ["---", f"rubric {_md_escape(str(r.rubric.get('version')))} · grader {_md_escape(str(r.versions.get('grader')))}", ""]
     return "\n".join(lines)
 
 
@@ -125,10 +141,10 @@ def summary_markdown(summary: dict) -> str:
              "## Most frequent mistakes", "", "| mistake | students |", "|---|---|"]
     lines += [f"| {_md_escape(m['mistake'])} | {m['count']} |" for m in summary["mistakes"]]
     lines += ["", "## Pass rate per check", "", "| check | passed |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in summary["pass_rate"].items()]
+    lines += [f"| {_md_escape(k)} | {v} |" for k, v in summary["pass_rate"].items()]
     if summary["not_graded"]:
         lines += ["", "## Not fully graded (status other than ok)", "",
-                  *[f"- {_md_escape(s)}" for s in summary["not_graded"]]]
+                  *[f"- {md_inline(s)}" for s in summary["not_graded"]]]
     return "\n".join(lines) + "\n"
 
 
