@@ -32,10 +32,9 @@ import select  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 
 from grader.sandbox import calls as _calls  # noqa: E402
-from grader.sandbox import filesystem, loader, namespaces, privileges, protocol, rlimits, seccomp  # noqa: E402
+from grader.sandbox import filesystem, loader, namespaces, privileges, protocol, rlimits, runner, seccomp  # noqa: E402
 from grader.sandbox.job import EXIT_CPU, EXIT_SETUP, Job  # noqa: E402
 
 _fork, _write, _read, _close, _pipe = os.fork, os.write, os.read, os.close, os.pipe
@@ -46,15 +45,13 @@ _gc_freeze = gc.freeze
 _poll, _POLLIN, _POLLHUP = select.poll, select.POLLIN, select.POLLHUP
 _monotonic = time.monotonic
 _execute_call = _calls.execute_call
+_run_one_call, _set_call_cpu, _text = runner.one_call, rlimits.set_call_cpu, runner.text
 _load_module = loader.load_module
 _SubmissionLoadError = loader.SubmissionLoadError
-_extract_tb = traceback.extract_tb
 _WNOHANG = os.WNOHANG
 _signal, _SIG_DFL, _SIG_IGN = signal.signal, signal.SIG_DFL, signal.SIG_IGN
 
 IDLE_S = 5.0  # longest silence of a call process between two calls (harness code only)
-FRAME_OVERHEAD = 64 << 10  # room for the keys around a result, on top of result_mib
-TRACEBACK_LINES = 3  # frames of the student's own files kept in an error message
 RESET_SIGNALS = tuple(
     sig for sig in signal.Signals
     if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGXFSZ, signal.SIGPIPE, signal.SIGCHLD)
@@ -76,7 +73,7 @@ class Channel:
 
 
 def frame_cap(job: Job) -> int:
-    return (job.limits.result_mib << 20) + FRAME_OVERHEAD
+    return runner.frame_cap(job.limits)
 
 
 # -------------------------------------------------------------------------------------- P1 setup
@@ -189,33 +186,9 @@ def _load_and_run(job: Job, channel: Channel) -> None:
     _exit(0)
 
 
-def _text(value: object) -> str:
-    try:
-        return str(value)
-    except BaseException:  # noqa: BLE001 - a student's __str__
-        return "<unprintable>"
-
-
 def describe_exception(error: BaseException, job: Job) -> str:
     """``"ZeroDivisionError: division by zero"`` and the last lines of the student's files."""
-    try:
-        name = type(error).__name__
-        message = _text(error)
-        head = f"{name}: {message}" if message else name
-        if len(head) > 2000:
-            head = head[:1997] + "..."
-        frames = [
-            frame for frame in _extract_tb(error.__traceback__)
-            if frame.filename.startswith(job.inside_workdir + "/")
-        ][-TRACEBACK_LINES:]
-        lines = [
-            f'  File "{os.path.relpath(frame.filename, job.inside_workdir)}", line {frame.lineno}, '
-            f"in {frame.name}" + (f"\n    {frame.line.strip()}" if frame.line else "")
-            for frame in frames
-        ]
-        return "\n".join([head, *lines])
-    except BaseException:  # noqa: BLE001 - MemoryError while formatting, a hostile __str__
-        return "an exception that could not be described"
+    return runner.describe_exception(error, job.inside_workdir)
 
 
 def _kill_others(job: Job, call_pid: int | None) -> dict[int, int]:
@@ -406,45 +379,4 @@ def _call_process(job: Job, namespace: dict, group: list[dict], write_fd: int, p
 
 
 def _one_call(job: Job, namespace: dict, call: dict, channel: Channel) -> None:
-    call_id = call["id"]
-    channel.send("begin", id=call_id)
-    try:
-        rlimits.set_call_cpu(job.call_cpu_s(call))
-    except BaseException as error:  # noqa: BLE001 - the student's top level broke something
-        channel.send("error", id=call_id, error=f"the harness could not limit this call's CPU time: "
-                     f"{type(error).__name__} (did the module patch a builtin?)")
-        return
-    try:
-        value = _execute_call(namespace, call)
-    except SystemExit as error:
-        _flush()
-        channel.send("crashed", id=call_id, error=f"called sys.exit({_text(error.code) if error.code is not None else ''})")
-        return
-    except BaseException as error:  # noqa: BLE001 - RecursionError, MemoryError, KeyboardInterrupt...
-        _flush()
-        channel.send("error", id=call_id, error=describe_exception(error, job))
-        return
-    _flush()
-    try:
-        data = protocol.dumps(
-            {"type": "result", "n": job.nonce, "id": call_id, "value": value},
-            max_bytes=(job.limits.result_mib << 20),
-        )
-    except protocol.TooLarge as error:
-        channel.send("crashed", id=call_id, error=f"returned a result of {error} (Limits.result_mib)")
-        return
-    except protocol.ProtocolError as error:
-        channel.send("error", id=call_id, error=f"the result cannot leave the sandbox: {error}")
-        return
-    except BaseException as error:  # noqa: BLE001 - MemoryError while encoding
-        channel.send("error", id=call_id, error=f"the result cannot leave the sandbox: {type(error).__name__}")
-        return
-    channel.relay(data)
-
-
-def _flush() -> None:
-    for stream in (sys.__stdout__, sys.__stderr__, sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:  # noqa: BLE001
-            pass
+    _run_one_call(job, channel, _execute_call, namespace, call, _set_call_cpu)

@@ -49,7 +49,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
-from grader.sandbox import protocol  # noqa: E402
+from grader.sandbox import protocol, runner  # noqa: E402
 from grader.sandbox.job import EXIT_SETUP, PRELOADED, Job  # noqa: E402
 from grader.sandbox.limits import Limits  # noqa: E402
 
@@ -61,14 +61,11 @@ except ImportError:  # Windows (or a platform emulated without ``resource``)
     resource = rlimits = None
 
 REQUEST_CAP = 1 << 30  # the request comes from the grader (trusted): a check's input arrays
-FRAME_OVERHEAD = 64 << 10  # room for the keys around a result, on top of result_mib
 OUTPUT_FRAME_MAX = min(getattr(select, "PIPE_BUF", 512), 4096)  # one write a pipe makes atomically
 DROP_REPORT_S = 0.25  # how often the count of dropped output bytes is sent, at most
-TRACEBACK_LINES = 3
 
-
-def frame_cap(limits: Limits) -> int:
-    return (limits.result_mib << 20) + FRAME_OVERHEAD
+frame_cap = runner.frame_cap
+_text, _flush = runner.text, runner.flush_streams
 
 
 class Channel:
@@ -86,6 +83,9 @@ class Channel:
     def send(self, kind: str, **fields: object) -> None:
         fields["type"], fields["n"] = kind, self.nonce
         self.write(protocol.frame(protocol.dumps(fields, self.max_bytes)))
+
+    def relay(self, data: bytes) -> None:
+        self.write(protocol.frame(data))
 
     def write(self, data: bytes, atomic: bool = False) -> bool:
         """Write one whole frame; False when it was dropped (re-entered on this thread)."""
@@ -281,14 +281,15 @@ def main() -> None:
     except loader.SubmissionLoadError as error:
         _finish(channel, outputs, "load_error", message=_text(error))
     except BaseException as error:  # noqa: BLE001
-        _finish(channel, outputs, "load_error", message=describe_exception(error, job.workdir))
+        _finish(channel, outputs, "load_error", message=runner.describe_exception(error, job.inside_workdir))
     try:
         if rlimits is not None:
             rlimits.lift_load_cpu(job)
         channel.send("loaded", notes=[_text(note) for note in load_notes])
         for group in job.groups:
             for call in group:
-                one_call(job, channel, calls.execute_call, namespace, call)
+                runner.one_call(job, channel, calls.execute_call, namespace, call,
+                                rlimits.set_call_cpu if rlimits is not None else None)
     except BaseException as error:  # noqa: BLE001 - the parent marks the calls left "crashed"
         _finish(channel, outputs, "child_error", message=f"{type(error).__name__}: {_text(error)}")
     _finish(channel, outputs, "finished")
@@ -305,75 +306,6 @@ def _finish(channel: Channel, outputs: tuple[Output, Output], kind: str, **field
         channel.send(kind, **fields)
     finally:
         os._exit(0)  # no atexit handlers or student threads: the run is over
-
-
-def one_call(job: Job, channel: Channel, execute_call, namespace: dict, call: dict) -> None:
-    """One call, as ``inside._one_call`` does it in a sandbox's call process."""
-    call_id = call["id"]
-    channel.send("begin", id=call_id)
-    if rlimits is not None:
-        try:
-            rlimits.set_call_cpu(job.call_cpu_s(call))
-        except BaseException as error:  # noqa: BLE001 - the student's top level broke something
-            channel.send("error", id=call_id, error=f"the harness could not limit this call's CPU time: "
-                         f"{type(error).__name__} (did the module patch a builtin?)")
-            return
-    try:
-        value = execute_call(namespace, call)
-    except SystemExit as error:
-        _flush()
-        code = _text(error.code) if error.code is not None else ""
-        channel.send("crashed", id=call_id, error=f"called sys.exit({code})")
-        return
-    except BaseException as error:  # noqa: BLE001 - RecursionError, MemoryError, KeyboardInterrupt...
-        _flush()
-        channel.send("error", id=call_id, error=describe_exception(error, job.workdir))
-        return
-    _flush()
-    try:
-        data = protocol.dumps({"type": "result", "n": job.nonce, "id": call_id, "value": value},
-                              max_bytes=job.limits.result_mib << 20)
-    except protocol.TooLarge as error:
-        channel.send("crashed", id=call_id, error=f"returned a result of {error} (Limits.result_mib)")
-        return
-    except protocol.ProtocolError as error:
-        channel.send("error", id=call_id, error=f"the result cannot leave the sandbox: {error}")
-        return
-    except BaseException as error:  # noqa: BLE001 - MemoryError while encoding
-        channel.send("error", id=call_id, error=f"the result cannot leave the sandbox: {type(error).__name__}")
-        return
-    channel.write(protocol.frame(data))
-
-
-def describe_exception(error: BaseException, workdir: str) -> str:
-    """``"ZeroDivisionError: division by zero"`` and the last lines of the student's files."""
-    try:
-        head = f"{type(error).__name__}: {_text(error)}" if _text(error) else type(error).__name__
-        if len(head) > 2000:
-            head = head[:1997] + "..."
-        prefix = os.path.join(workdir, "")
-        frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-                  if frame.filename.startswith(prefix)][-TRACEBACK_LINES:]
-        lines = [f'  File "{os.path.relpath(frame.filename, workdir)}", line {frame.lineno}, in {frame.name}'
-                 + (f"\n    {frame.line.strip()}" if frame.line else "") for frame in frames]
-        return "\n".join([head, *lines])
-    except BaseException:  # noqa: BLE001 - MemoryError while formatting, a hostile __str__
-        return "an exception that could not be described"
-
-
-def _text(value: object) -> str:
-    try:
-        return str(value)
-    except BaseException:  # noqa: BLE001 - a student's __str__
-        return "<unprintable>"
-
-
-def _flush() -> None:
-    for stream in (sys.__stdout__, sys.__stderr__, sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:  # noqa: BLE001
-            pass
 
 
 if __name__ == "__main__":
