@@ -35,7 +35,7 @@ STATUS_TEXT = {
 
 def safe_cell(value: object) -> str:
     """A CSV cell a spreadsheet will not run as a formula: a leading =, +, -, @ gets a quote."""
-    text = str(value)
+    text = clean_text(value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 

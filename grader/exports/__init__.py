@@ -15,6 +15,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from grader.escape import clean_text, visible_controls
 from grader.results import StudentResult
 
 __all__ = ["OutputFolderError", "copy_as_data", "load_results", "load_summary", "md_code"]
@@ -55,9 +56,10 @@ def load_summary(out_dir: Path) -> dict:
 
 def md_code(text: object, in_table: bool = True) -> str:
     """Any text (a student id is arbitrary Unicode) as one Markdown code span: rendered verbatim,
-    never as markup or HTML. Line breaks become spaces; in a table, ``|`` is escaped (GFM splits
+    never as markup or HTML. Line breaks become spaces, other controls ``\\xNN``, lone
+    surrogates U+FFFD (``grader.escape``); in a table, ``|`` is escaped (GFM splits
     cells before it reads code spans)."""
-    value = " ".join(str(text).splitlines()) or " "
+    value = visible_controls(" ".join(clean_text(text).splitlines())) or " "
     longest = run = 0
     for ch in value:
         run = run + 1 if ch == "`" else 0

@@ -18,7 +18,6 @@ same report, apart from the timing section.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import statistics
@@ -27,7 +26,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from grader.atomic import write_atomic
-from grader.exports import load_results, load_summary
+from grader.escape import html_text
+from grader.exports import OutputFolderError, load_results, load_summary
 from grader.reports import STATUS_TEXT
 from grader.results import StudentResult
 from grader.scoring import points_str
@@ -59,7 +59,7 @@ code { background: #f4f4f4; padding: 0 .2em; }
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return html_text(text)   # valid text (no lone surrogates), controls visible, escaped
 
 
 def _id(student: str) -> str:
@@ -354,7 +354,14 @@ def write_report(out_dir: Path, dest: Path | None = None, png_dir: Path | None =
 def _main() -> None:  # python -m grader.exports.class_report OUT_DIR (until the CLI has a subcommand)
     import sys
 
-    print(write_report(Path(sys.argv[1]), png_dir=Path(sys.argv[2]) if len(sys.argv) > 2 else None))
+    from grader.cli import fail
+
+    if len(sys.argv) < 2:
+        sys.exit(fail("usage: python -m grader.exports.class_report OUT_DIR [PNG_DIR]"))
+    try:
+        print(write_report(Path(sys.argv[1]), png_dir=Path(sys.argv[2]) if len(sys.argv) > 2 else None))
+    except (OutputFolderError, OSError) as error:
+        sys.exit(fail(error))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ Pure functions from extracted answers to text. Students' text is never trusted:
   its own inline style (by hash), no images and no network; LaTeX stays as written
   (``$...$`` spans are only set in a monospace style);
 * Markdown: answers sit in fenced code blocks longer than any fence inside them, and every other
-  student-supplied string is backslash-escaped, so a Markdown viewer renders no HTML of theirs;
-* both: control characters are dropped and bidirectional overrides shown as ``[U+202E]``.
+  student-supplied string goes through ``grader.escape.md_inline`` (Markdown punctuation
+  backslash-escaped, ``< > &`` as entities), so a Markdown viewer renders no HTML of theirs;
+* both: lone surrogates replaced, control characters shown as ``\\x1b`` and bidirectional
+  overrides as ``[U+202E]``.
 
 In anonymous mode, students appear only as their codes, in the order of the codes.
 """
@@ -24,6 +26,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
+from grader.escape import clean_text, md_inline
 from grader.scoring import points_str
 from grader.written.extract import FLAG_KINDS, Answer, Flag
 from grader.written.questions import Question, Questions
@@ -71,15 +74,16 @@ class StudentAnswers:
 # Escaping
 # --------------------------------------------------------------------------------------------
 
-def clean(text: str) -> str:
-    """No control characters but newline and tab; bidirectional controls made visible."""
-    text = CONTROLS.sub("", text.replace("\r\n", "\n"))
+def clean(text: object) -> str:
+    """Valid text (``grader.escape.clean_text``: no lone surrogates); control characters but
+    newline and tab made visible (``\\x1b``), and bidirectional controls (``[U+202E]``)."""
+    text = CONTROLS.sub(lambda m: f"\\x{ord(m.group(0)):02x}", clean_text(text).replace("\r\n", "\n"))
     return BIDI.sub(lambda m: f"[U+{ord(m.group(0)):04X}]", text)
 
 
 def h(text: object) -> str:
     """Escaped for HTML text and attribute values."""
-    return html.escape(clean(str(text)), quote=True)
+    return html.escape(clean(text), quote=True)
 
 
 def answer_html(text: str) -> str:
@@ -95,9 +99,9 @@ def answer_html(text: str) -> str:
 
 
 def md(text: object) -> str:
-    """Escaped for Markdown inline text: no HTML, no links, no emphasis, one line."""
-    text = clean(str(text)).replace("\n", " ")
-    return re.sub(r"([\\`*_{}\[\]<>#|~&])", r"\\\1", text)
+    """Escaped for Markdown inline text (``grader.escape.md_inline``): one line, no HTML (``<``,
+    ``>``, ``&`` as entities), no links, code spans, emphasis or table cells."""
+    return md_inline(clean(text))
 
 
 def md_block(text: str) -> list[str]:
