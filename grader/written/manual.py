@@ -120,8 +120,11 @@ def read_manual(data: bytes, label: str = "manual.csv") -> tuple[list[Row], list
                                     f"has {len(header)} (an unquoted separator in the comment? quote it): "
                                     "not applied"))
             continue
-        get = lambda c: fields[where[c]].strip() if where[c] < len(fields) else ""  # noqa: E731
-        rows.append(Row(line, get("student"), get("question"), get("points"), get("comment")))
+        raw = lambda c: fields[where[c]] if where[c] < len(fields) else ""  # noqa: E731
+        get = lambda c: raw(c).strip()  # noqa: E731
+        # the student cell unstripped: an id may start or end with a space or a newline
+        student = raw("student") if raw("student").strip() else ""
+        rows.append(Row(line, student, get("question"), get("points"), get("comment")))
     return rows, problems
 
 
@@ -160,7 +163,11 @@ def validate(rows: list[Row], results: list[StudentResult], questions: Questions
         why = []
         raw_student = _unquote(row.student)
         name = unicodedata.normalize("NFC", raw_student)
-        student = by_id.get(name) or by_code.get(name.lower())
+        student = by_id.get(name)              # exactly as the template wrote it, else trimmed
+        if student is None:
+            raw_student = _unquote(row.student.strip())
+            name = unicodedata.normalize("NFC", raw_student)
+            student = by_id.get(name) or by_code.get(name.lower())
         if not raw_student:
             why.append(("unknown_student", "no student"))
         elif student is None:
