@@ -23,6 +23,9 @@ GENERIC: dict[str, str] = {
                               "lower-triangular (output i sees x_1..x_(i-1) only).",
     "not_autoregressive": "Output i changed when a later input x_j (j >= i) changed: check the order of the mask "
                           "(strictly lower-triangular in natural order) and that every layer is masked.",
+    "ignores_parameters": "The model's outputs did not change when the grader re-drew its nn.Parameters: the "
+                          "conditionals' logits must be computed from trainable parameters (and the inputs x_<i), "
+                          "not from constants or buffers.",
     "log_prob_not_chain_rule": "log_prob(x) is not the sum over i of log p(x_i | x_<i) given by forward(x)'s logits.",
     "not_normalised": "exp(log_prob) does not sum to 1 over all binary vectors.",
     "sampler_ignores_generator": "sample(n, generator=g) must draw every random number from g, so that the same "

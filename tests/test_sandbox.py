@@ -158,6 +158,7 @@ def test_infinite_loop_at_import_is_graded_on_definitions(pool, tmp_path, fixtur
     result = submit(pool, tmp_path, fixture, [ADD])
     assert result.status == "ok", result.message
     assert any("definitions" in note for note in result.notes), result.notes
+    assert result.load_fallback is not None and result.load_fallback[0] == "timeout", result.load_fallback
     assert_add_graded(result)
 
 

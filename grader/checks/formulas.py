@@ -94,10 +94,14 @@ def judge_gradient(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: C
         if reason:
             return _fail_call(check, case, reason, spec)
         value = outcome.value
-        grads = value.get("grads") or [None] * len(case.grad)
+        grads = value.get("grads") if "grads" in value else [None] * len(case.grad)
+        if not isinstance(grads, list) or len(grads) != len(case.grad):
+            return Verdict(False, f"the sandbox reported {_count(grads)} gradient(s) for the {len(case.grad)} "
+                                  f"differentiable input(s) {', '.join(spec.arg_names[i] for i in case.grad)}",
+                           expected=f"{len(case.grad)} gradient(s)", got=_count(grads), case=case.id)
         for index, got_grad, exp_grad in zip(case.grad, grads, oracle.grads(case)):
             arg = spec.arg_names[index]
-            if got_grad is None or isinstance(got_grad, dict):
+            if got_grad is None or isinstance(got_grad, dict) or not isinstance(got_grad, np.ndarray):
                 if not value.get("has_grad_fn"):
                     why = ("the result is not connected to the inputs' autograd graph (computed with numpy, "
                            ".item(), .detach(), torch.no_grad() or a new tensor built from values)")
@@ -111,6 +115,10 @@ def judge_gradient(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: C
                 return Verdict(False, f"{result.message}\n  inputs: {describe_inputs(spec.arg_names, case)}",
                                expected=summarize(exp_grad), got=summarize(as_array(got_grad)), case=case.id)
     return Verdict(True, "gradients match the reference")
+
+
+def _count(items: object) -> str:
+    return str(len(items)) if isinstance(items, list) else "no list of"
 
 
 def _contract_shape(spec: FormulaSpec, case: Case) -> tuple[int, ...] | None:
@@ -127,7 +135,7 @@ def judge_shape(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: Chec
         outcome = outcomes.get(case.id)
         if outcome_failure(outcome, spec.name):
             continue
-        shape = tuple(outcome.value["shape"])
+        shape = np.shape(outcome.value["value"])  # the returned array's own shape, not a reported one
         want = _contract_shape(spec, case)
         if want is None:
             if int(np.prod(shape)) != 1:
@@ -145,13 +153,22 @@ def judge_shape(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: Chec
 
 
 def judge_unmodified(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: Check, outcomes: dict[str, Outcome]) -> Verdict:
-    """No call changed its input tensors in place."""
+    """No call changed its input tensors in place: the inputs as they were after the call (raw
+    arrays from the sandbox) equal the grader's own copy of what it sent, compared here."""
     for case in check.cases:
         outcome = outcomes.get(case.id)
         if outcome_failure(outcome, spec.name):
             continue
-        for name, changed in zip(spec.arg_names, outcome.value.get("args_changed", [])):
-            if changed:
+        after = outcome.value.get("args_after")
+        if not isinstance(after, list) or len(after) != len(case.args):
+            return Verdict(False, f"the inputs after the call did not come back (inputs: "
+                                  f"{describe_inputs(spec.arg_names, case)})",
+                           expected="the inputs after the call", got="nothing", case=case.id)
+        for name, sent, back in zip(spec.arg_names, case.args, after):
+            if not isinstance(sent, np.ndarray):
+                continue
+            if not (isinstance(back, np.ndarray) and back.shape == sent.shape
+                    and np.array_equal(back.astype(np.float64), sent.astype(np.float64), equal_nan=True)):
                 return Verdict(False, f"`{name}` was modified in place (inputs: {describe_inputs(spec.arg_names, case)})",
                                expected="inputs unchanged", got=f"`{name}` changed",
                                diagnosis="modified_input", explanation=GENERIC["modified_input"], case=case.id)

@@ -4,7 +4,9 @@ The sandbox builds ``FVBN(dim)``, re-draws every ``nn.Parameter`` from a seed of
 returns raw outputs of ``forward`` (on every binary vector of the dimension), ``log_prob`` and
 ``sample``. Here, outside the sandbox:
 
-* ``interface``: shapes, finite values, samples in {0, 1}, at least one parameter.
+* ``interface``: shapes, finite values, samples in {0, 1}, at least one parameter, and outputs
+  that change between two parameter draws (the property checks run under both; a model whose
+  outputs ignore its parameters, or a harness whose re-draw was skipped, fails).
 * ``autoregressive``: flipping x_j never changes outputs 1..j (checked on all 2^d vectors for d = 6
   and 10, in natural order).
 * ``log_prob_consistent``: ``log_prob(x)`` equals the chain rule on ``forward(x)``'s logits
@@ -34,6 +36,7 @@ SAMPLE_DIM = 4
 SAMPLE_N = 20000
 OTHER_SEED_N = 500
 PROPERTY_DIMS = (6, 10)
+REDRAW_OFFSET = 104_729  # the second parameter draw of each property dimension: seed + this
 
 
 def all_binary(dim: int) -> np.ndarray:
@@ -90,21 +93,43 @@ def judge_interface(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) 
                 return Verdict(False, why)
             n = len(case.extra[key])
             want = (n, dim) if key == "forward" else (n,)
-            if tuple(value[key]["shape"]) != want:
+            if rows.shape != want:  # the returned array's own shape
                 return Verdict(False, f"`{key}` on x of shape [{n}, {dim}] returned shape "
-                                      f"{shape_str(value[key]['shape'])}; expected {shape_str(want)}",
-                               expected=shape_str(want), got=shape_str(value[key]["shape"]))
+                                      f"{shape_str(rows.shape)}; expected {shape_str(want)}",
+                               expected=shape_str(want), got=shape_str(rows.shape))
             if not np.isfinite(rows).all():
                 return Verdict(False, f"`{key}` returned nan or inf")
         for (n, _), step in zip(case.extra["samples"], value.get("samples", [])):
             if "raised" in step:
                 return Verdict(False, f"`FVBN.sample({n}, generator=...)` raised {step['message']}")
-            if tuple(step["shape"]) != (n, dim):
-                return Verdict(False, f"`sample({n})` returned shape {shape_str(step['shape'])}; expected [{n}, {dim}]")
             s = as_array(step["value"])
+            if s.shape != (n, dim):
+                return Verdict(False, f"`sample({n})` returned shape {shape_str(s.shape)}; expected [{n}, {dim}]")
             if not np.isin(s, (0.0, 1.0)).all():
                 return Verdict(False, f"`sample` returned values other than 0 and 1 (e.g. {fmt(float(s[~np.isin(s, (0.0, 1.0))][0]))})")
+    unchanged = _same_under_redraw(check.cases, outcomes)
+    if unchanged:
+        name = "ignores_parameters"
+        return Verdict(False, f"FVBN({unchanged}) gave identical `forward` outputs under two different draws of "
+                              "its parameters: its outputs do not depend on its nn.Parameters (constant logits), "
+                              "or the re-draw did not happen", expected="outputs that change with the parameters",
+                       got="identical outputs", diagnosis=name, explanation=GENERIC[name])
     return Verdict(True, "forward, log_prob and sample have the contract's shapes and values")
+
+
+def _same_under_redraw(cases: tuple[Case, ...], outcomes: dict[str, Outcome]) -> int | None:
+    """The dimension of the first pair of calls (same dim, two parameter seeds) whose ``forward``
+    outputs are identical, or None. Every draw of the sandbox is cross-checked this way, since
+    what it reports about the re-draw itself cannot be believed."""
+    by_dim: dict[int, list[np.ndarray]] = {}
+    for case in cases:
+        arrays, reason = _outputs(case, outcomes, "forward")
+        if not reason:
+            by_dim.setdefault(case.extra["dim"], []).append(arrays[0])
+    for dim, forwards in sorted(by_dim.items()):
+        if len(forwards) > 1 and all(np.array_equal(forwards[0], other) for other in forwards[1:]):
+            return dim
+    return None
 
 
 def judge_autoregressive(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
@@ -232,14 +257,18 @@ def build_suite(rubric: Rubric, oracle) -> Suite:
     rng = function_rng(rubric, FUNCTION)
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=6)]
 
-    def case(dim: int, param_seed: int, samples: list[list[int]]) -> Case:
+    def case(dim: int, param_seed: int, samples: list[list[int]], suffix: str = "") -> Case:
         x = all_binary(dim)
-        return Case(f"FVBN/dim{dim}", FUNCTION, kind="fvbn",
+        return Case(f"FVBN/dim{dim}{suffix}", FUNCTION, kind="fvbn",
                     extra={"class": "FVBN", "dim": dim, "param_seed": param_seed, "forward": x, "log_prob": x,
                            "samples": samples})
 
     sampling = case(SAMPLE_DIM, seeds[0], [[SAMPLE_N, seeds[1]], [SAMPLE_N, seeds[1]], [OTHER_SEED_N, seeds[2]]])
+    # each property dimension under two parameter draws (the second seed: a fixed offset, so the
+    # existing draws are kept), whose outputs must differ (``_same_under_redraw``)
     props = [case(d, seeds[3 + i], [[8, seeds[5]]]) for i, d in enumerate(PROPERTY_DIMS)]
+    props += [case(d, (seeds[3 + i] + REDRAW_OFFSET) % (2**31 - 1), [[8, seeds[5]]], suffix="/redraw")
+              for i, d in enumerate(PROPERTY_DIMS)]
     every = (sampling, *props)
     judges = {
         "interface": (judge_interface, every, "forward, log_prob and sample have the contract's shapes and values", ()),

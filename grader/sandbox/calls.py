@@ -12,9 +12,12 @@ Call kinds
 ``{"kind": "function", "name": str, "args": [...], "kwargs": {...}, "grad": [int, ...]}``
     Converts every numpy array in ``args``/``kwargs`` to a torch tensor of the same dtype, calls
     ``namespace[name](*args, **kwargs)`` and returns ``value`` (float64 array), the result's
-    ``type``, ``dtype`` and ``shape``, ``args_after`` (the array arguments after the call, to
-    detect in-place changes), and, for each positional index in ``grad``, the gradient of
-    ``result.sum()`` with respect to that argument (``None`` when no gradient reached it).
+    ``type``, ``dtype`` and ``shape``, ``args_after`` (the array arguments after the call: the
+    grader compares them with what it sent), and, for each positional index in ``grad``, the
+    gradient of ``result.sum()`` with respect to that argument (``None`` when no gradient
+    reached it). The grader recomputes what it judges from the raw arrays (the shape from
+    ``value`` itself, changes from ``args_after``); ``type``, ``dtype`` and ``shape`` are
+    only for messages.
     An exception raised by the student's function is returned as ``raised`` (class name and the
     names of its bases) with ``message``: raising can be the expected behaviour.
 ``{"kind": "fvbn", "class": str, "dim": int, "param_seed": int, "forward": array | None,
@@ -22,6 +25,8 @@ Call kinds
     Builds ``namespace[class](dim)``, re-draws every ``nn.Parameter`` from ``param_seed`` (so the
     properties must hold whatever the parameter values), then returns the raw outputs of
     ``forward``, ``log_prob`` and ``sample(n, generator=torch.Generator().manual_seed(seed))``.
+    The grader makes the same call under two parameter seeds and requires different outputs:
+    a re-draw skipped (by a patched harness) or outputs that ignore the parameters fail.
 """
 from __future__ import annotations
 
@@ -107,7 +112,6 @@ def _call_function(namespace: dict, call: dict) -> dict:
     grad_idx = [int(i) for i in call.get("grad", [])]
     for i in grad_idx:
         args[i].requires_grad_(True)
-    originals = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
     try:
         result = fn(*args, **kwargs)
     except Exception as exc:  # the student's exception is data: raising may be what is asked
@@ -116,11 +120,6 @@ def _call_function(namespace: dict, call: dict) -> dict:
     out["value"] = to_float64_array(result)
     out["args_after"] = [
         a.detach().to(torch.float64).numpy().copy() if isinstance(a, torch.Tensor) else None for a in args
-    ]
-    out["args_changed"] = [
-        bool(o is not None and (a.shape != o.shape or a.dtype != o.dtype
-                                or not torch.equal(torch.nan_to_num(a.detach()), torch.nan_to_num(o))))
-        for a, o in zip(args, originals)
     ]
     if grad_idx:
         out["grads"] = _gradients(result, [args[i] for i in grad_idx])

@@ -34,7 +34,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 from grader.sandbox import calls as _calls  # noqa: E402
-from grader.sandbox import filesystem, loader, namespaces, privileges, protocol, rlimits, runner, seccomp  # noqa: E402
+from grader.sandbox import filesystem, loader, namespaces, privileges, protocol, rlimits, runner, seccomp, tamper  # noqa: E402
 from grader.sandbox.job import EXIT_CPU, EXIT_SETUP, Job  # noqa: E402
 
 _fork, _write, _read, _close, _pipe = os.fork, os.write, os.read, os.close, os.pipe
@@ -46,6 +46,7 @@ _poll, _POLLIN, _POLLHUP = select.poll, select.POLLIN, select.POLLHUP
 _monotonic = time.monotonic
 _execute_call = _calls.execute_call
 _run_one_call, _set_call_cpu, _text = runner.one_call, rlimits.set_call_cpu, runner.text
+_tampering = tamper.since_baseline
 _load_module = loader.load_module
 _SubmissionLoadError = loader.SubmissionLoadError
 _WNOHANG = os.WNOHANG
@@ -173,7 +174,9 @@ def _load_and_run(job: Job, channel: Channel) -> None:
         _signal(signal.SIGXCPU, _SIG_IGN)
         rlimits.lift_load_cpu(job)
         _gc_freeze()  # fewer copied pages in each call process
-        channel.send("loaded", notes=[_text(note) for note in notes])
+        fallback = getattr(notes, "fallback", None)
+        channel.send("loaded", notes=[_text(note) for note in notes],
+                     fallback=[_text(part) for part in fallback] if fallback else None, tampering=_tampering())
         _kill_others(job, None)  # nothing started by the top level outlives the load
         for group in job.groups:
             _run_group(job, channel, namespace, group)

@@ -39,6 +39,7 @@ class Job:
     groups: list[list[dict]]
     isolation: str  # "namespaces" | "none"
     nonce: str  # carried by every frame the harness sends from inside; others are dropped
+    session: str = ""  # the grader's identity of this run: every frame to the grader carries it
     host_uid: int = -1  # the host uid (and gid) of the sandbox's processes
     as_root: bool = False  # the zygote runs as root: id maps to another uid, cgroups, chown
     staging: str = ""  # where the new root is built before pivot_root (set by filesystem)

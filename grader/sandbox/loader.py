@@ -719,9 +719,17 @@ def _fresh_module(filename: str) -> types.ModuleType:
     return module
 
 
+class LoadNotes(list):
+    """The notes of a load (a list of str); ``fallback`` is ``(status, message)`` when a full
+    load fell back to the definitions because the top level ran out of time (``"timeout"``)
+    or memory (``"crashed"``), else None."""
+
+    fallback: tuple[str, str] | None = None
+
+
 def load_module(workdir: str, entry: str, mode: str, statement_timeout_s: float | None,
                 *, import_timeout_s: float | None = None,
-                chdir: bool = True) -> tuple[dict, list[str]]:
+                chdir: bool = True) -> tuple[dict, LoadNotes]:
     """Run ``workdir/entry`` as the module ``submission`` and return ``(namespace, notes)``.
 
     ``mode`` is ``"full"`` (run the whole file) or ``"definitions"`` (keep definitions, see the
@@ -750,7 +758,7 @@ def load_module(workdir: str, entry: str, mode: str, statement_timeout_s: float 
                                   f"it is not a text file (saved as UTF-16?)")
 
     _prepare_environment(workdir, filename, chdir)
-    notes: list[str] = []
+    notes = LoadNotes()
     module = _fresh_module(filename)
 
     if mode == "full":
@@ -769,12 +777,15 @@ def load_module(workdir: str, entry: str, mode: str, statement_timeout_s: float 
         except StatementTimeout:
             notes.append(f"the top level ran past {import_timeout_s:g} s; "
                          "loaded again in definitions mode")
+            notes.fallback = ("timeout", f"the top level ran past {import_timeout_s:g} s")
         except UnavailableImport as exc:
             raise _unavailable(exc, _position(_failure_line(exc, filename), cells)) from None
         except (Exception, SystemExit) as exc:
             where = _position(_failure_line(exc, filename), cells)
             notes.append(f"the top level raised {_describe_exception(exc)} at {where}; "
                          "loaded again in definitions mode")
+            if isinstance(exc, MemoryError):
+                notes.fallback = ("crashed", f"the top level ran out of memory (MemoryError at {where})")
         module = _fresh_module(filename)
 
     _run_definitions(module.__dict__, source, filename, statement_timeout_s, notes)

@@ -4,13 +4,20 @@ The pool starts ``workers`` zygotes (``grader.sandbox.zygote``) as separate inte
 talks to each over two pipes. ``run`` is thread-safe: each call takes a free zygote, sends the
 request, reads the supervisor's frames (each capped and validated; bad data from the sandbox is
 a "crashed" call, never an exception here) until the zygote's "done", and puts the zygote back.
-The grader process itself never forks a sandbox. A zygote that misbehaves or overruns the
-run's outer deadline is killed (its sandbox dies with it) and restarted.
+The grader process itself never forks a sandbox.
+
+Every run is bound to a fresh random ``session`` token (never derived from the submission) that
+each frame of the run must carry. A zygote whose stream is in any unexpected state (any
+exception while reading it, a frame of another session or out of order, data left after
+``done``) or that overruns the run's outer deadline is killed (its sandbox dies with it) and
+restarted, never reused: nothing one submission sends can reach another's result.
 """
 from __future__ import annotations
 
+import math
 import os
 import queue
+import secrets
 import subprocess
 import sys
 import threading
@@ -19,14 +26,23 @@ import warnings
 import weakref
 from pathlib import Path
 
+from grader.escape import clean_text
 from grader.sandbox import protocol
 from grader.sandbox.job import PROJECT_ROOT
 from grader.sandbox.limits import Limits
 from grader.sandbox.namespaces import isolation_available
-from grader.sandbox.results import UNSANDBOXED_WARNING, CallResult, SandboxResult  # noqa: F401 - re-exported
+from grader.sandbox.results import (UNSANDBOXED_WARNING, CallResult, SandboxResult,  # noqa: F401 - re-exported
+                                    load_fallback, suspected_tampering)
 
 START_S = 120.0  # a zygote importing torch on a busy machine
 OUTER_SLACK_S = 30.0  # the grader's own deadline, on top of the supervisor's
+MESSAGE_CHARS = 4000  # a status message or call error from the sandbox, at most
+NOTE_CHARS, MAX_NOTES = 1000, 60  # each note from the sandbox, and how many are kept
+OUTPUT_CHARS = 1 << 20  # stdout or stderr text (the supervisor already caps it at output_kib)
+
+
+class StreamError(RuntimeError):
+    """The zygote's stream is not in the state the protocol allows: the zygote is replaced."""
 
 
 class _Zygote:
@@ -152,13 +168,14 @@ class SandboxPool:
             if zygote.process is None or zygote.process.poll() is not None:
                 zygote.restart()
             zygote.wait_ready()
-            request = {"type": "run", "workdir": workdir, "entry": entry, "mode": mode,
+            session = secrets.token_hex(16)
+            request = {"type": "run", "session": session, "workdir": workdir, "entry": entry, "mode": mode,
                        "groups": groups, "limits": self.limits.to_dict()}
             protocol.write_all(zygote.ctrl_w, protocol.frame(protocol.dumps(request)))
-            self._collect(zygote, result, ids, groups)
-        except (OSError, RuntimeError, protocol.ProtocolError, TimeoutError) as error:
-            result.status = "sandbox_error"
-            result.message = f"{type(error).__name__}: {error}"
+            self._collect(zygote, result, ids, groups, session)
+        except Exception as error:  # noqa: BLE001 - whatever it was, this zygote is never reused
+            result = SandboxResult(status="sandbox_error", isolation=self.isolation,
+                                   message=clean_text(f"{type(error).__name__}: {error}", MESSAGE_CHARS))
             zygote.restart()
         result.notes[:0] = zygote.notes
         if self.isolation == "none":
@@ -182,7 +199,9 @@ class SandboxPool:
         return time.monotonic() + budget + OUTER_SLACK_S
 
     def _collect(self, zygote: _Zygote, result: SandboxResult, ids: list[str],
-                 groups: list[list[dict]]) -> None:
+                 groups: list[list[dict]], session: str) -> None:
+        """Read this run's frames up to the zygote's ``done``; raises ``StreamError`` (or any
+        other exception) when the stream is not exactly what the protocol allows."""
         deadline = self._outer_deadline(groups)
         limits = self.limits
         reader = zygote.reader
@@ -197,26 +216,41 @@ class SandboxPool:
                     "the sandbox ran past the grader's outer deadline; its zygote was restarted"
                 ) from None
             if message is None:
-                raise RuntimeError("the sandbox zygote died during the run; it was restarted")
+                raise StreamError("the sandbox zygote died during the run; it was restarted")
             kind = message.get("type")
-            if kind == "call":
+            if message.get("s") != session:
+                raise StreamError(f"a {clean_text(kind, 40)!r} frame of another run on the sandbox's stream")
+            if kind == "call" and not end_seen:
                 call_id = message.get("id")
-                if call_id in expected and call_id not in result.calls:
-                    result.calls[call_id] = _call_result(message)
-            elif kind == "end":
+                if call_id not in expected or call_id in result.calls:
+                    raise StreamError(f"an unexpected outcome for call {clean_text(call_id, 80)!r}")
+                result.calls[call_id] = _call_result(message)
+            elif kind == "end" and not end_seen:
                 end_seen = True
-                result.status = str(message.get("status"))
-                result.message = str(message.get("message", ""))
-                result.notes.extend(str(note) for note in message.get("notes", []))
-                result.stdout = str(message.get("stdout", ""))
-                result.stderr = str(message.get("stderr", ""))
-                result.output_dropped_bytes = int(message.get("output_dropped_bytes", 0))
+                result.status = clean_text(message.get("status"), 40)
+                result.message = clean_text(message.get("message", ""), MESSAGE_CHARS)
+                result.notes.extend(_notes(message.get("notes")))
+                result.load_fallback = load_fallback(message.get("load_fallback"))
+                result.suspected_tampering = [clean_text(item) for item in suspected_tampering(message.get("tampering"))]
+                result.stdout = clean_text(message.get("stdout", ""), OUTPUT_CHARS)
+                result.stderr = clean_text(message.get("stderr", ""), OUTPUT_CHARS)
+                dropped = message.get("output_dropped_bytes", 0)
+                result.output_dropped_bytes = dropped if type(dropped) is int and dropped >= 0 else 0
             elif kind == "done":
+                if reader.queue or reader.pending:
+                    raise StreamError("data after the end of the run on the sandbox's stream")
                 _annotate(result, message, limits)
                 if not end_seen:
                     result.status = "sandbox_error"
-                    result.message = f"the supervisor ended without a report (wait status {message.get('exit')})"
+                    result.message = (f"the supervisor ended without a report "
+                                      f"(wait status {clean_text(message.get('exit'), 40)})")
                 return
+            else:
+                raise StreamError(f"an unexpected {clean_text(kind, 40)!r} frame on the sandbox's stream")
+
+
+def _notes(notes: object) -> list[str]:
+    return [clean_text(note, NOTE_CHARS) for note in notes[:MAX_NOTES]] if isinstance(notes, list) else []
 
 
 def with_definitions_fallback(run_once, mode: str) -> SandboxResult:
@@ -227,24 +261,30 @@ def with_definitions_fallback(run_once, mode: str) -> SandboxResult:
         first = result
         result = run_once("definitions")
         result.notes[:0] = [f"{first.message}; graded on its definitions alone"]
+        if result.status == "ok":
+            result.load_fallback = ("timeout", first.message)
         result.stdout, result.stderr = first.stdout + result.stdout, first.stderr + result.stderr
         result.output_dropped_bytes += first.output_dropped_bytes
     return result
 
 
 def _call_result(message: dict) -> CallResult:
+    """One call's outcome as the supervisor reported it; malformed data from the student's
+    process (anything that does not decode to an object of values) fails that call only."""
     call_id = str(message.get("id"))
     status = message.get("status")
     duration = message.get("duration_s")
-    duration = float(duration) if isinstance(duration, (int, float)) else 0.0
+    duration = float(duration) if type(duration) in (int, float) and math.isfinite(duration) else 0.0
     if status not in ("ok", "error", "timeout", "crashed", "not_run"):
-        return CallResult(call_id, "crashed", None, f"malformed outcome {status!r:.40} from the sandbox", duration)
+        return CallResult(call_id, "crashed", None, f"malformed outcome {clean_text(status, 40)!r} from the sandbox",
+                          duration)
     if status != "ok":
-        return CallResult(call_id, status, None, str(message.get("error", "")), duration)
+        return CallResult(call_id, status, None, clean_text(message.get("error", ""), MESSAGE_CHARS), duration)
     try:
         value = protocol.from_jsonable(message.get("value"))
-    except protocol.ProtocolError as error:
-        return CallResult(call_id, "crashed", None, f"malformed data from the sandbox: {error}", duration)
+    except Exception as error:  # noqa: BLE001 - ProtocolError, or anything numpy makes of hostile data
+        return CallResult(call_id, "crashed", None,
+                          f"malformed data from the sandbox: {clean_text(error, 300)}", duration)
     if not isinstance(value, dict):
         return CallResult(call_id, "crashed", None,
                           f"the call returned a {type(value).__name__}, not an object of values", duration)
@@ -253,7 +293,7 @@ def _call_result(message: dict) -> CallResult:
 
 def _annotate(result: SandboxResult, done: dict, limits: Limits) -> None:
     """Say when the memory cgroup killed something, and when processes outlived the run."""
-    oom_kills = done.get("oom_kills") or 0
+    oom_kills = done.get("oom_kills") if type(done.get("oom_kills")) is int else 0
     if oom_kills:
         why = (f"the submission hit its memory limit (Limits.total_memory_mib = "
                f"{limits.total_memory_mib} MiB): the kernel killed {oom_kills} process(es)")
@@ -263,7 +303,7 @@ def _annotate(result: SandboxResult, done: dict, limits: Limits) -> None:
                 call.error += f" ({why})"
         if result.status == "crashed" and "SIGKILL" in result.message:
             result.message += f" ({why})"
-    leftover = done.get("leftover_processes") or 0
+    leftover = done.get("leftover_processes") if type(done.get("leftover_processes")) is int else 0
     if leftover:
         result.notes.append(f"{leftover} process(es) outlived the sandbox and could not be killed")
 

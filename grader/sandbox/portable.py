@@ -44,7 +44,7 @@ from grader.sandbox import protocol
 from grader.sandbox.job import PROJECT_ROOT, Job
 from grader.sandbox.limits import Limits
 from grader.sandbox.pool import _call_result, _check_request, with_definitions_fallback
-from grader.sandbox.results import NOT_RUN_REASONS, PORTABLE_WARNING, CallResult, Capture, SandboxResult
+from grader.sandbox.results import NOT_RUN_REASONS, PORTABLE_WARNING, CallResult, Capture, SandboxResult, load_fallback, suspected_tampering
 
 START_S = 120.0  # the child importing torch on a slow laptop, before it says "ready"
 GRACE_S = 2.0  # on top of the load's own budget (the loader falls back to definitions by itself)
@@ -324,6 +324,8 @@ class _Run:
                         raise _Stop("crashed", f"an unexpected {kind!r} message while the module was loading")
                     if first_group == 0:
                         self.result.notes += [str(note) for note in message.get("notes", [])][:50]
+                        self.result.load_fallback = load_fallback(message.get("fallback"))
+                        self.result.suspected_tampering = suspected_tampering(message.get("tampering"))
                         self.result.status = "ok"
                     phase, deadline = "calls", now + IDLE_S
                 elif kind == "finished" and position == len(plan):

@@ -261,7 +261,9 @@ def main() -> None:
         _RUN_FOLDER.append(os.path.dirname(os.path.abspath(job.workdir)))
         channel = Channel(_FRAMES_FD, job.nonce, frame_cap(limits))
         preload(job.workdir, job.groups)
-        from grader.sandbox import calls, loader  # noqa: PLC0415 - torch is loaded by now
+        from grader.sandbox import calls, loader, tamper  # noqa: PLC0415 - torch is loaded by now
+
+        tamper.record()
 
         notes = apply_rlimits(job)
         if not hasattr(signal, "setitimer"):
@@ -285,7 +287,10 @@ def main() -> None:
     try:
         if rlimits is not None:
             rlimits.lift_load_cpu(job)
-        channel.send("loaded", notes=[_text(note) for note in load_notes])
+        fallback = getattr(load_notes, "fallback", None)
+        channel.send("loaded", notes=[_text(note) for note in load_notes],
+                     fallback=[_text(part) for part in fallback] if fallback else None,
+                     tampering=tamper.since_baseline())
         for group in job.groups:
             for call in group:
                 runner.one_call(job, channel, calls.execute_call, namespace, call,

@@ -25,6 +25,7 @@ import builtins
 import json
 import math
 import os
+import re
 import select
 import struct
 import time
@@ -34,6 +35,7 @@ import numpy as np
 ALLOWED_DTYPES = ("float64", "float32", "int64", "bool")
 MAX_DEPTH = 64  # nesting of lists and objects in one message
 MAX_NDIM = 32
+MAX_ELEMENTS = 1 << 40  # an array's shape, zero-sized dimensions counted as one, at most this
 _HEADER = struct.Struct(">I")
 
 # Bound at import, before student code runs in the same process (see the module docstring).
@@ -55,6 +57,7 @@ _json_decode = _json_decoder.decode
 _NUMPY_SCALARS = (np.float64, np.float32, np.int64, np.bool_)
 _LITTLE = {name: _np_dtype(name).newbyteorder("<") for name in ALLOWED_DTYPES}
 _os_write, _os_read = os.write, os.read
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class ProtocolError(ValueError):
@@ -220,8 +223,21 @@ def _decode(value: object, depth: int) -> object:
             if _len(value) != 1:
                 raise ProtocolError("an '__ndarray__' object must have no other keys")
             return _decode_array(value["__ndarray__"])
-        return {key: _decode(item, depth + 1) for key, item in _dict.items(value)}
+        return {(key if key.isascii() else _valid_text(key)): _decode(item, depth + 1)
+                for key, item in _dict.items(value)}
+    if kind is _str and not value.isascii():
+        return _valid_text(value)
     return value  # None, bool, int, float, str: all JSON can give
+
+
+def _valid_text(value: str) -> str:
+    """``value`` with lone surrogates (which JSON's ``\\udcff`` escapes can carry, and no
+    encoder accepts) replaced by U+FFFD."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", value)
 
 
 def _decode_array(spec: object) -> np.ndarray:
@@ -242,6 +258,8 @@ def _decode_array(spec: object) -> np.ndarray:
         raw = _b64decode(data.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error) as error:
         raise ProtocolError(f"array data is not valid base64: {error}") from None
+    if _np_prod(max(n, 1) for n in shape) > MAX_ELEMENTS:
+        raise ProtocolError(f"array shape {shape!r:.80} is too large")
     itemsize = _LITTLE[dtype].itemsize
     expected = _np_prod(shape) * itemsize
     if _len(raw) != expected:

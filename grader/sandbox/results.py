@@ -48,6 +48,27 @@ class SandboxResult:
     notes: list[str] = field(default_factory=list)
     isolation: str = "namespaces"  # "namespaces" | "none" | "portable"
     duration_s: float = 0.0
+    #: ``(status, message)`` when the full load fell back to the definitions because the top
+    #: level ran out of time ("timeout") or memory ("crashed"); the calls ran on the definitions
+    load_fallback: tuple[str, str] | None = None
+    #: what the student's process says its top level replaced of the harness: for the TA only,
+    #: since that process can forge it (``grader.sandbox.tamper``)
+    suspected_tampering: list[str] = field(default_factory=list)
+
+
+def suspected_tampering(value: object) -> list[str]:
+    """A ``tampering`` field as the sandbox sent it: at most 20 strings of 200 characters."""
+    if not isinstance(value, list):
+        return []
+    return [item[:200] for item in value[:20] if isinstance(item, str)]
+
+
+def load_fallback(value: object) -> tuple[str, str] | None:
+    """A ``fallback`` field as the sandbox sent it, validated: ``(status, message)`` or None."""
+    if (isinstance(value, list) and len(value) == 2 and value[0] in ("timeout", "crashed")
+            and isinstance(value[1], str)):
+        return value[0], value[1][:1000]
+    return None
 
 
 class Capture:

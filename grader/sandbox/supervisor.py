@@ -26,7 +26,7 @@ import time
 
 from grader.sandbox import filesystem, inside, namespaces, protocol
 from grader.sandbox.job import EXIT_CPU, EXIT_SETUP, Job
-from grader.sandbox.results import NOT_RUN_REASONS, Capture
+from grader.sandbox.results import NOT_RUN_REASONS, Capture, load_fallback, suspected_tampering
 
 SETUP_S = 20.0  # building the sandbox, up to P1's "ready"
 GRACE_S = 2.0  # on top of P1's own timers, before S stops the run itself
@@ -80,7 +80,7 @@ def run_supervisor(job: Job, sync_fd: int, alive_fd: int, out_fd: int) -> None:
     except BaseException as error:  # noqa: BLE001 - S reports whatever happened
         try:
             protocol.write_frame(out_fd, {
-                "type": "end", "status": "sandbox_error",
+                "type": "end", "s": job.session, "status": "sandbox_error",
                 "message": f"{type(error).__name__}: {error}", "notes": job.notes,
                 "stdout": "", "stderr": "", "output_dropped_bytes": 0,
             })
@@ -141,6 +141,8 @@ class Watch:
         self.stdout, self.stderr = Capture(cap), Capture(cap)
         self.reader = protocol.FrameReader(inside.frame_cap(job))
         self.p1_status: int | None = None
+        self.fallback: tuple[str, str] | None = None  # the load's fallback to the definitions
+        self.tampering: list[str] = []  # what P1 says the top level replaced (TA information only)
 
     # ------------------------------------------------------------------------------ the loop
     def run(self, result_fd: int, out_fd: int, err_fd: int, alive_fd: int) -> None:
@@ -246,6 +248,8 @@ class Watch:
                 notes = message.get("notes")
                 if isinstance(notes, list):
                     self.notes.extend(_str(note) for note in notes[:50])
+                self.fallback = load_fallback(message.get("fallback"))
+                self.tampering = suspected_tampering(message.get("tampering"))
                 self.phase = "calls"
                 self._arm(now)
             elif kind == "load_error":
@@ -282,7 +286,7 @@ class Watch:
     def record(self, kind: str, message: dict, now: float) -> None:
         call = self.calls[self.next]
         duration = now - self.begun_at if self.begun_at is not None else 0.0
-        frame = {"type": "call", "id": call["id"], "status": "ok" if kind == "result" else kind,
+        frame = {"type": "call", "s": self.job.session, "id": call["id"], "status": "ok" if kind == "result" else kind,
                  "duration_s": round(duration, 6), "error": "", "value": None}
         if kind == "result":
             frame["value"] = message.get("value")
@@ -355,7 +359,8 @@ class Watch:
             self.notes.append(f"dropped {self.forged} message(s) on the results channel that did not "
                               "come from the harness (forged?)")
         protocol.write_frame(self.out_fd, {
-            "type": "end", "status": self.status, "message": self.message, "notes": self.notes,
+            "type": "end", "s": self.job.session, "status": self.status, "message": self.message, "notes": self.notes,
+            "load_fallback": list(self.fallback) if self.fallback else None, "tampering": self.tampering,
             "stdout": self.stdout.text(), "stderr": self.stderr.text(),
             "output_dropped_bytes": self.stdout.dropped + self.stderr.dropped,
         })

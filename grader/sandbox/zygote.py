@@ -8,6 +8,9 @@ forking is safe, then serves requests one at a time:
     grader --ctrl (frames: {"type": "run", ...})--> zygote --fork--> supervisor S --fork--> P1
     grader <--result (frames: "ready", then per run: S's "call"... "end", then "done")--
 
+Every frame of a run carries the run's ``session`` (a fresh random token the grader sends with
+each request), so that the grader can tell a frame of this run from anything left over.
+
 For each run it also does what needs the host's root from outside: writing S's uid/gid maps and
 moving P1 into the slot's cgroups. When the grader goes away (end of file on the control pipe)
 it exits; S sees it go and kills its sandbox.
@@ -37,7 +40,7 @@ for _name in PRELOADED:  # a package that fails to import is simply not preloade
     except Exception:  # noqa: BLE001 - optional speed-up only
         pass
 
-from grader.sandbox import cgroups, inside, namespaces, protocol, rlimits, supervisor  # noqa: F401
+from grader.sandbox import cgroups, inside, namespaces, protocol, rlimits, supervisor, tamper  # noqa: F401
 # train_gan's call module: importing it builds one Adam, which imports torch._dynamo (~0.8 s) once
 # here instead of in every submission's call process
 from grader.sandbox import workhouse_calls  # noqa: F401,E402
@@ -106,7 +109,7 @@ class Zygote:
             limits=Limits.from_dict(request["limits"]), workdir=request["workdir"],
             entry=request["entry"], mode=request["mode"], groups=request["groups"],
             isolation=self.isolation, nonce=secrets.token_hex(16), host_uid=self.host_uid,
-            as_root=self.as_root, harness_data_bytes=rlimits.data_bytes(),
+            as_root=self.as_root, harness_data_bytes=rlimits.data_bytes(), session=str(request["session"]),
         )
         if self.cgroups.available:
             self.cgroups.configure(job)
@@ -139,7 +142,7 @@ class Zygote:
             leftover = self._kill_leftovers()
             oom_kills = self.cgroups.oom_kills() - oom_before
         protocol.write_frame(self.result_fd, {
-            "type": "done", "exit": status, "oom_kills": oom_kills, "leftover_processes": leftover,
+            "type": "done", "s": job.session, "exit": status, "oom_kills": oom_kills, "leftover_processes": leftover,
         })
 
     def _serve_supervisor(self, pid: int, sync_fd: int) -> int:
@@ -207,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     if leaked:
         raise SystemExit(f"the zygote imported {', '.join(sorted(leaked))}: expected values would "
                          "be inside every sandbox; refusing to start")
+    tamper.record()  # every harness module is imported: the state student code must not change
     gc.freeze()  # the forked processes' collections leave these objects (and their pages) alone
     Zygote(args.ctrl_fd, args.result_fd, args.isolation).serve()
 
