@@ -10,6 +10,28 @@ from pathlib import Path
 from grader.sandbox import Limits, isolation_available
 
 DEFAULT_OUT = Path("grading")
+EXIT_USAGE = 2  # bad input (a missing folder or file, a roster without its columns, a busy output folder)
+
+
+def error_text(error: BaseException | str) -> str:
+    """One line for stderr: an OSError as ``what: file``, anything else as its message."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename is not None else ""
+        text = f"{error.strerror}{where}"
+    elif isinstance(error, UnicodeDecodeError):
+        text = f"not UTF-8 text ({error.reason} at byte {error.start})"
+    elif isinstance(error, BaseException):
+        text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        text = text or type(error).__name__
+    else:
+        text = error
+    return " ".join(text.split())
+
+
+def fail(error: BaseException | str, context: str = "") -> int:
+    """Print ``error: [context: ]message`` as one line on stderr; return the usage exit status."""
+    print(f"error: {context + ': ' if context else ''}{error_text(error)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -61,9 +83,13 @@ def report_main(argv: list[str]) -> int:
     parser.add_argument("out_dir", type=Path, help="a grading output folder")
     parser.add_argument("--dest", type=Path, default=None, help="HTML file to write (default: OUT_DIR/report.html)")
     args = parser.parse_args(argv)
+    from grader.exports import OutputFolderError
     from grader.exports.class_report import write_report
 
-    print(f"class report written to {write_report(args.out_dir, args.dest)}")
+    try:
+        print(f"class report written to {write_report(args.out_dir, args.dest)}")
+    except (OutputFolderError, OSError) as exc:
+        return fail(exc)
     return 0
 
 
@@ -77,9 +103,8 @@ def diff_main(argv: list[str]) -> int:
 
     try:
         print(diff_folders(args.old, args.new))
-    except OutputFolderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (OutputFolderError, OSError) as exc:
+        return fail(exc)
     return 0
 
 
@@ -92,6 +117,7 @@ def regrade_main(argv: list[str]) -> int:
     _limit_flags(parser)
     args = parser.parse_args(argv)
     from grader.exports.diff import regrade_one
+    from grader.intake import IntakeError
     from grader.outlock import OutputBusy
     from grader.run import GradingOptions
 
@@ -101,9 +127,8 @@ def regrade_main(argv: list[str]) -> int:
     try:
         report = regrade_one(args.class_dir, args.out, args.student,
                              GradingOptions(out_dir=args.out, limits=_limits(args), isolation=isolation))
-    except (KeyError, OutputBusy) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+    except (KeyError, OutputBusy, IntakeError) as exc:
+        return fail(exc)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     print(report.diff)
@@ -118,10 +143,17 @@ def export_lms_main(argv: list[str]) -> int:
     parser.add_argument("--assignment", default="Autograder", help="the gradebook column to fill")
     parser.add_argument("--dest", type=Path, default=None, help="folder for gradebook.csv and lms_report.md (default: OUT_DIR)")
     args = parser.parse_args(argv)
-    from grader.exports.lms import export_lms, write_lms_export
+    from grader.exports import OutputFolderError
+    from grader.exports.lms import LmsError, export_lms, write_lms_export
 
-    csv_path, report_path = write_lms_export(export_lms(args.out_dir, args.roster, args.gradebook, args.assignment),
-                                             args.dest or args.out_dir)
+    try:
+        export = export_lms(args.out_dir, args.roster, args.gradebook, args.assignment)
+    except (LmsError, OutputFolderError) as exc:
+        return fail(exc)
+    try:
+        csv_path, report_path = write_lms_export(export, args.dest or args.out_dir)
+    except OSError as exc:
+        return fail(exc)
     print(f"wrote {csv_path} and {report_path} (read the report: mismatches are listed there)")
     return 0
 
@@ -137,7 +169,10 @@ def gradescope_main(argv: list[str]) -> int:
     from grader.exports.gradescope import GradescopeConfig, run_in_gradescope_layout
 
     config = GradescopeConfig(public_checks=tuple(args.public_checks), include_written=args.include_written)
-    run_in_gradescope_layout(args.root, config, allow_unsandboxed=not args.require_isolation)
+    try:
+        run_in_gradescope_layout(args.root, config, allow_unsandboxed=not args.require_isolation)
+    except OSError as exc:  # the results folder itself cannot be written (anything else is in results.json)
+        return fail(exc)
     print(f"wrote {args.root / 'results' / 'results.json'}")
     return 0
 
@@ -173,8 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     from grader.rubric import DEFAULT_RUBRIC
 
     if not args.class_dir.is_dir():
-        print(f"error: {args.class_dir} is not a folder of submissions", file=sys.stderr)
-        return 2
+        what = "does not exist" if not args.class_dir.exists() else "is not a folder"
+        return fail(f"{args.class_dir} {what}: expected a folder of submissions (one entry per student)")
+    from grader import intake
+
+    try:
+        entries, class_notes = intake.discover(args.class_dir)
+    except intake.IntakeError as exc:
+        return fail(exc)
+    if not entries:
+        ignored = f" ({len(class_notes)} entries ignored: {'; '.join(class_notes)[:300]})" if class_notes else ""
+        return fail(f"{args.class_dir} holds no submission (NAME.py, NAME.ipynb, NAME.zip or NAME/){ignored}; "
+                    "is it the right folder?")
     isolation = _isolation(args.unsafe)
     if isolation is None:
         return 2
@@ -191,9 +236,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{ENV_SECRET} (and keep it) for blind marking", file=sys.stderr)
     try:
         report = grade_class(args.class_dir, options)
-    except OutputBusy as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (OutputBusy, intake.IntakeError) as exc:
+        return fail(exc)
     by_status: dict[str, int] = {}
     for r in report.results:
         by_status[r.status] = by_status.get(r.status, 0) + 1

@@ -24,6 +24,7 @@ def test_report_diff_regrade_and_export(tmp_path):
     shutil.copy(ROOT / "submissions" / "henry_missing_half.py", klass / "henry.py")
     out = tmp_path / "out"
     assert run(str(klass), "--out", str(out), "--quiet").returncode == 0
+    assert not (out / ".work").exists()  # the run's prepared copies lived in OUT/.work, removed when done
     record = json.loads((out / "run.json").read_text("utf-8"))
     assert record["graded"] == 1 and record["wall_s"] > 0
     with output_lock(out):  # another grading holds the folder: refused, nothing written
@@ -36,6 +37,7 @@ def test_report_diff_regrade_and_export(tmp_path):
     assert same.returncode == 0 and "No student's score, status or checks changed." in same.stdout
     again = run("regrade", "henry", str(klass), "--out", str(out))
     assert again.returncode == 0, again.stderr
+    assert not (out / ".work").exists()
     unknown = run("regrade", "nobody", str(klass), "--out", str(out))
     assert unknown.returncode == 2 and "nobody" in unknown.stderr
     roster = tmp_path / "roster.csv"
@@ -53,13 +55,13 @@ def test_a_class_folder_named_like_a_command_is_still_a_class(tmp_path, monkeypa
     proc = subprocess.run([sys.executable, "-m", "grader", "report", "--out", str(tmp_path / "o"), "--quiet"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0, proc.stderr
-    assert "graded 0" in proc.stdout
+    assert proc.returncode == 2 and "report holds no submission" in proc.stderr, proc.stderr  # read as a class
 
 
 def test_anonymous_marking_without_a_course_secret_is_warned_about(tmp_path):
     klass = tmp_path / "class"
     klass.mkdir()
+    (klass / "amy.zip").write_bytes(b"not a zip")  # refused by intake: no sandbox needed
     env = {k: v for k, v in os.environ.items() if k != "GRADER_ANON_SECRET"}
     plain = subprocess.run([sys.executable, "-m", "grader", str(klass), "--out", str(tmp_path / "a"), "--quiet",
                             "--anonymous"], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)

@@ -23,7 +23,6 @@ import dataclasses
 import difflib
 import io
 import json
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from grader.atomic import write_atomic
 from grader.exports import OutputFolderError, copy_as_data, load_results, load_summary, md_code
-from grader.outlock import output_lock
+from grader.outlock import output_lock, scratch_folder
 from grader.results import StudentResult
 from grader.scoring import CheckResult, points_str
 
@@ -298,7 +297,7 @@ def _regrade_locked(class_dir: Path, out_dir: Path, student: str, groups: dict, 
     if load_summary(out_dir).get("anonymous") and not base.anonymous:
         base = dataclasses.replace(base, anonymous=True)  # the folder's pages were anonymous: keep them so
         notes.append("the folder was graded with --anonymous: its written pages stay anonymous")
-    with tempfile.TemporaryDirectory(prefix="grader-regrade-") as tmp:
+    with scratch_folder(out_dir, "regrade-") as tmp:  # OUT/.work/, under the lock held here
         tmp_class, tmp_out = Path(tmp) / "class", Path(tmp) / "out"
         tmp_class.mkdir()
         for entry in groups[student]:

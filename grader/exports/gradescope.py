@@ -129,6 +129,27 @@ def _cut(text: str, limit: int) -> str:
     return text[:limit] + f"\n... ({len(text) - limit} more characters cut)"
 
 
+def unsandboxed_user() -> str:
+    """Who the submission's processes are without namespaces (``grader.sandbox.privileges.drop_root``):
+    ``separate_user`` (root's grader, a Python other users can run: an unprivileged uid of the
+    sandbox's own), ``root_without_capabilities`` (root, a Python in a folder closed to others) or
+    ``grader_user`` (the grader is not root: its own uid)."""
+    if os.geteuid() != 0:
+        return "grader_user"
+    from grader.sandbox.privileges import python_open_to_others
+
+    return "separate_user" if python_open_to_others() else "root_without_capabilities"
+
+
+UNSANDBOXED_USERS = {
+    "separate_user": ("as a separate unprivileged user, which cannot write the grader's files or the folder "
+                      "results.json is written to"),
+    "root_without_capabilities": ("as root with every capability dropped (this container's Python is in a folder "
+                                  "closed to other users, so no separate user could run it)"),
+    "grader_user": "as the grader's own user (uid {uid})",
+}
+
+
 def isolation_text(result: StudentResult, why_not: str = "") -> str:
     """One line: how this submission was isolated, from its ``sandbox`` record."""
     mode = (result.sandbox or {}).get("isolation")
@@ -136,7 +157,7 @@ def isolation_text(result: StudentResult, why_not: str = "") -> str:
         return ("Grading isolation: kernel namespaces (user, mount, PID, network, IPC, UTS), resource limits, "
                 "no capabilities, no_new_privs and a seccomp filter.")
     if mode == "none":
-        who = "as root with every capability dropped" if os.geteuid() == 0 else f"as uid {os.geteuid()}"
+        who = UNSANDBOXED_USERS[unsandboxed_user()].format(uid=os.geteuid())
         reason = f" ({why_not})" if why_not else ""
         return ("Grading isolation: none at the kernel level: namespaces are not available in this container"
                 f"{reason}. Each submission ran in separate processes {who}, with resource limits, no_new_privs "
@@ -241,6 +262,7 @@ def results_json(result: StudentResult, config: GradescopeConfig = GradescopeCon
             "rubric_version": (result.rubric or {}).get("version"),  # not the seed: it makes the inputs hidden
             "grader": (result.versions or {}).get("grader"),
             "isolation": (result.sandbox or {}).get("isolation"),
+            **({"unsandboxed_user": unsandboxed_user()} if (result.sandbox or {}).get("isolation") == "none" else {}),
         },
         "tests": tests,
     })
@@ -267,6 +289,19 @@ def _failure_results(message: str, started: float, config: GradescopeConfig) -> 
     }
 
 
+def closed_results_folder(folder: Path) -> Path:
+    """``folder`` (``/autograder/results``) made, and closed to writers other than its owner (the
+    grader): a submission run as another user can neither write ``results.json`` nor replace it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.is_symlink():
+        raise OSError(f"{folder} is a symbolic link: refusing to write results through it")
+    mode = folder.stat().st_mode & 0o7777
+    if mode & 0o022:
+        os.chmod(folder, mode & ~0o022)
+    return folder
+
+
 def run_in_gradescope_layout(root: Path = Path("/autograder"), config: GradescopeConfig = GradescopeConfig(),
                              limits=None, rubric_path: Path | None = None,
                              allow_unsandboxed: bool = True) -> dict:
@@ -277,7 +312,10 @@ def run_in_gradescope_layout(root: Path = Path("/autograder"), config: Gradescop
     helpers), and ``grader.run.grade_class`` grades it with a fresh, temporary output folder.
     Isolation: kernel namespaces when ``grader.sandbox.isolation_available()`` says so; otherwise
     (Docker's default seccomp profile forbids them) ``isolation="none"``: separate processes with
-    rlimits, no capabilities, no_new_privs and seccomp, inside Gradescope's throwaway container.
+    rlimits, no capabilities, no_new_privs and seccomp, inside Gradescope's throwaway container;
+    when the grader is root, the submission's processes run as an unprivileged uid of their own
+    (``grader.sandbox.privileges.drop_root``), and ``root/results`` is closed to other writers
+    (``closed_results_folder``), so the submission cannot forge ``results.json``.
     ``allow_unsandboxed=False`` refuses that case instead (a results.json saying so is written).
     The top-level output states which isolation was used. Returns what was written.
     """
@@ -287,8 +325,11 @@ def run_in_gradescope_layout(root: Path = Path("/autograder"), config: Gradescop
 
     started = time.perf_counter()
     root = Path(root)
-    destination = root / "results" / "results.json"
-    available, why = isolation_available()
+    destination = closed_results_folder(root / "results") / "results.json"
+    if os.environ.get("GRADER_SANDBOX", "").strip().lower() == "none":  # as grader.check: force the fallback
+        available, why = False, "GRADER_SANDBOX=none"
+    else:
+        available, why = isolation_available()
     if not available and not allow_unsandboxed:
         results = _failure_results(f"kernel isolation is unavailable here ({why}) and unsandboxed grading "
                                    "was not allowed", started, config)

@@ -380,9 +380,21 @@ def _report(e: LmsExport, results: dict[str, StudentResult]) -> str:
 
 def export_lms(out_dir: Path, roster_csv: Path, gradebook_csv: Path | None = None,
                assignment: str = "Autograder") -> LmsExport:
-    """``build_lms_export`` on a grading output folder and CSV files (read as UTF-8, BOM or not)."""
-    gradebook = Path(gradebook_csv).read_text("utf-8-sig") if gradebook_csv else None
-    return build_lms_export(load_results(out_dir), Path(roster_csv).read_text("utf-8-sig"), gradebook, assignment)
+    """``build_lms_export`` on a grading output folder and CSV files (read as UTF-8, BOM or not).
+    Raises ``LmsError`` for a file that cannot be read or used, ``OutputFolderError`` for the folder."""
+    roster = _read_csv(roster_csv, "roster")
+    gradebook = _read_csv(gradebook_csv, "gradebook") if gradebook_csv else None
+    return build_lms_export(load_results(out_dir), roster, gradebook, assignment)
+
+
+def _read_csv(path: Path, what: str) -> str:
+    try:
+        return Path(path).read_text("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise LmsError(f"the {what} {path} is not UTF-8 text (byte {error.start}: {error.reason}); "
+                       "save it as CSV UTF-8") from None
+    except OSError as error:
+        raise LmsError(f"the {what} {path} cannot be read: {error.strerror or error}") from None
 
 
 def write_lms_export(export: LmsExport, dest_dir: Path) -> tuple[Path, Path]:
