@@ -24,12 +24,14 @@ import torch
 import grader
 from grader import intake, reports
 from grader.atomic import write_atomic
-from grader.checks import build_suites
+from grader.escape import clean_text
+from grader.checks import SuiteBuilder
 from grader.checks.base import Suite
 from grader.results import StudentResult
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sandbox import Limits, SandboxPool, SandboxResult
 from grader.scoring import judge_suite, not_graded, score_suite
+from grader.seeds import input_secret, submission_seed
 
 WORKHOUSE_PNG = "_workhouse.png"   # feedback/<student>_workhouse.png
 LOAD_MESSAGES = {
@@ -71,8 +73,12 @@ def versions() -> dict[str, str]:
             "numpy": np.__version__}
 
 
-def rubric_info(rubric: Rubric) -> dict:
-    return {"version": rubric.version, "sha256": rubric.sha256, "seed": rubric.seed}
+def rubric_info(rubric: Rubric, input_seed: int | None = None) -> dict:
+    """The rubric a result was graded under; ``input_seed``: its hidden inputs' seed (``grader.seeds``)."""
+    info = {"version": rubric.version, "sha256": rubric.sha256, "seed": rubric.seed}
+    if input_seed is not None:
+        info["input_seed"] = str(input_seed)  # a string: 63 bits survive every JSON reader
+    return info
 
 
 def _raised_not_implemented(value: dict | None) -> bool:
@@ -102,6 +108,10 @@ def _status_from(result: SandboxResult, n_functions: int) -> tuple[str, str]:
                               "Nothing to grade.")
     bad = [c for c in result.calls.values() if c.status in ("timeout", "crashed")]
     message = f"Not implemented (raise NotImplementedError): {', '.join(todo)}." if todo else ""
+    if result.load_fallback is not None:  # graded, but the top level did not finish: not "ok"
+        status, why = result.load_fallback
+        return status, (f"Your submission's top level did not finish ({why}); it was graded on its "
+                        f"definitions alone, and its functions keep the points they earned. {message}").strip()
     if not bad:
         return "ok", message
     timeouts = sorted({c.id.split("/")[0] for c in bad if c.status == "timeout"})
@@ -112,12 +122,14 @@ def _status_from(result: SandboxResult, n_functions: int) -> tuple[str, str]:
 
 
 def grade_submission(sub: intake.Submission, suites: list[Suite], pool: SandboxPool, rubric: Rubric,
-                     groups: list[list[dict]]) -> tuple[StudentResult, SandboxResult | None]:
-    """One student's result; never raises for anything the submission does."""
+                     groups: list[list[dict]], input_seed: int | None = None) -> tuple[StudentResult, SandboxResult | None]:
+    """One student's result; never raises for anything the submission does. ``input_seed``: the
+    seed the formula suites' hidden inputs were drawn from, recorded in the result."""
     started = time.perf_counter()
     submission = {"source": sub.source.name, "kind": sub.kind, "sha256": sub.sha256, "entry": sub.entry,
                   "mode": sub.mode, "notes": list(sub.notes)}
-    common = dict(student=sub.student, submission=submission, rubric=rubric_info(rubric), versions=versions())
+    common = dict(student=sub.student, submission=submission, rubric=rubric_info(rubric, input_seed),
+                  versions=versions())
     if sub.error:
         status = "conflict" if sub.conflict else "load_error"
         checks = [c for s in suites for c in not_graded(s, rubric, f"not graded: {sub.error}")]
@@ -132,21 +144,24 @@ def grade_submission(sub: intake.Submission, suites: list[Suite], pool: SandboxP
         checks = [c for s in suites for c in score_suite(s, judge_suite(s, result.calls), rubric)]
     sandbox = {"isolation": result.isolation, "limits": pool.limits.to_dict(),
                "output_dropped_bytes": result.output_dropped_bytes}
+    if result.suspected_tampering:  # for the TA only: the student's process can forge it
+        sandbox["suspected_tampering"] = list(result.suspected_tampering)
     durations = {"total_s": round(time.perf_counter() - started, 3), "sandbox_s": round(result.duration_s, 3),
                  "calls_s": {cid: round(c.duration_s, 4) for cid, c in sorted(result.calls.items())}}
     return StudentResult(status=status, message=message, checks=checks, sandbox=sandbox, durations=durations,
                          **common), result
 
 
-def _previous(out_dir: Path, sub: intake.Submission, rubric: Rubric) -> StudentResult | None:
-    """The stored result when it was graded from the same file, rubric and grader version."""
+def _previous(out_dir: Path, sub: intake.Submission, rubric: Rubric, input_seed: int | None = None) -> StudentResult | None:
+    """The stored result when it was graded from the same file, rubric, grader version and inputs."""
     path = reports.result_path(out_dir, sub.student, "results", ".json")
     try:
         old = StudentResult.from_dict(json.loads(path.read_text("utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     same = (old.submission.get("sha256") == sub.sha256 and old.rubric.get("sha256") == rubric.sha256
-            and old.versions.get("grader") == grader.__version__ and old.status != "sandbox_error")
+            and old.versions.get("grader") == grader.__version__ and old.status != "sandbox_error"
+            and old.rubric.get("input_seed") == (str(input_seed) if input_seed is not None else None))
     return old if same else None
 
 
@@ -214,21 +229,22 @@ def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
         from grader.reference_oracle import ReferenceOracle  # the reference enters only the grader's process
 
         oracle = ReferenceOracle()
-    suites = build_suites(rubric, oracle)
-    groups = [suite.calls() for suite in suites]
+    builder = SuiteBuilder(rubric, oracle)
     out_dir = Path(options.out_dir)
     from grader.outlock import output_lock  # TA side only (the kit's self-check never writes a class folder)
 
     with output_lock(out_dir):
-        return _grade_class_locked(Path(class_dir), options, out_dir, rubric, suites, groups, started)
+        return _grade_class_locked(Path(class_dir), options, out_dir, rubric, builder, started)
 
 
 def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path, rubric: Rubric,
-                        suites: list[Suite], groups: list, started: float) -> RunReport:
+                        builder: SuiteBuilder, started: float) -> RunReport:
     from grader import written  # TA tooling: not part of the student kit, which shares this module
     from grader.outlock import work_folder
 
     work_root = work_folder(out_dir, "intake-")  # OUT/.work/: under the lock; a killed run's is removed next time
+    suites = builder.for_seed(rubric.seed)  # the structure (functions, checks) every submission shares
+    secret = input_secret(rubric.seed)[0]
     writer = _Writer(out_dir, [s.function for s in suites])
     graded, skipped = [], []
     try:
@@ -239,7 +255,7 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
         pages = written.write_written_pages(submissions, out_dir, questions, options.anonymous, secret=secret)
         todo = []
         for sub in submissions:
-            old = _previous(out_dir, sub, rubric) if options.resume else None
+            old = _previous(out_dir, sub, rubric, _seed_of(sub, secret)) if options.resume else None
             if old is not None:
                 writer.add(old, None, fresh=False)
                 skipped.append(sub.student)
@@ -247,7 +263,7 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                 todo.append(sub)
         with SandboxPool(options.limits, workers=max(1, options.workers), isolation=options.isolation) as pool, \
                 ThreadPoolExecutor(max_workers=max(1, options.workers)) as executor:
-            futures = {executor.submit(grade_submission, sub, suites, pool, rubric, groups): sub for sub in todo}
+            futures = {executor.submit(_grade_drawn, sub, builder, pool, rubric, secret): sub for sub in todo}
             bar = _progress(len(todo), options.progress)
             for future in as_completed(futures):
                 sub = futures[future]
@@ -255,7 +271,7 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                     result, sandbox = future.result()
                 except Exception as exc:  # a grader bug costs this submission, never the class
                     result, sandbox = _grader_failure(sub, suites, rubric, exc), None
-                writer.add(result, sandbox, fresh=True, rubric=rubric)
+                _write_result(writer, sub, suites, rubric, result, sandbox)
                 graded.append(sub.student)
                 if sub.workdir:
                     shutil.rmtree(sub.workdir, ignore_errors=True)
@@ -280,6 +296,34 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
         shutil.rmtree(work_root, ignore_errors=True)
 
 
+def _write_result(writer: _Writer, sub: intake.Submission, suites: list[Suite], rubric: Rubric,
+                  result: StudentResult, sandbox: SandboxResult | None) -> None:
+    """Write one result; a failure to render or write it (a grader bug) costs that result only:
+    it becomes the submission's ``sandbox_error`` (retried on rerun), and the run goes on."""
+    try:
+        writer.add(result, sandbox, fresh=True, rubric=rubric)
+    except Exception as exc:  # noqa: BLE001
+        try:
+            writer.add(_grader_failure(sub, suites, rubric, exc), None, fresh=True, rubric=rubric)
+        except Exception as again:  # noqa: BLE001 - not even that: say so, keep grading the class
+            writer.results.pop(sub.student, None)
+            print(f"error: could not write the result of {sub.student!r}: {type(again).__name__}: "
+                  f"{clean_text(again, 300)}", file=sys.stderr)
+
+
+def _seed_of(sub: intake.Submission, secret: bytes) -> int | None:
+    """The hidden inputs' seed of a submission that can be run (None for one that cannot)."""
+    return submission_seed(secret, sub.sha256) if not sub.error and sub.sha256 else None
+
+
+def _grade_drawn(sub: intake.Submission, builder: SuiteBuilder, pool: SandboxPool, rubric: Rubric,
+                 secret: bytes) -> tuple[StudentResult, SandboxResult | None]:
+    """``grade_submission`` on inputs drawn for this submission's bytes (``grader.seeds``)."""
+    seed = _seed_of(sub, secret)
+    suites = builder.for_seed(seed if seed is not None else rubric.seed)
+    return grade_submission(sub, suites, pool, rubric, [suite.calls() for suite in suites], input_seed=seed)
+
+
 def run_record(duration_s: float, options: GradingOptions, graded: list[str], skipped: list[str]) -> str:
     """``run.json``: the last run's wall time and what it did. The only output file with timings
     besides each result's ``durations``: everything else is byte-reproducible."""
@@ -288,7 +332,7 @@ def run_record(duration_s: float, options: GradingOptions, graded: list[str], sk
 
 
 def _grader_failure(sub: intake.Submission, suites: list[Suite], rubric: Rubric, exc: Exception) -> StudentResult:
-    message = f"internal grader error: {type(exc).__name__}: {exc}"
+    message = clean_text(f"internal grader error (not your fault; it will be retried): {type(exc).__name__}: {exc}", 2000)
     checks = [c for s in suites for c in not_graded(s, rubric, message)]
     return StudentResult(student=sub.student, status="sandbox_error", message=message, checks=checks,
                          submission={"source": sub.source.name, "kind": sub.kind, "sha256": sub.sha256,

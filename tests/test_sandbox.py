@@ -29,7 +29,7 @@ TEST_LIMITS = Limits(
 )
 A, B = np.array([1.0, 2.0]), np.array([10.0, 20.0])
 
-pytestmark = pytest.mark.skipif(not isolation_available()[0], reason=isolation_available()[1])
+pytestmark = pytest.mark.usefixtures("isolation_required")  # missing isolation fails (conftest.py)
 
 
 @pytest.fixture(scope="module")

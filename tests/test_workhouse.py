@@ -22,7 +22,7 @@ from grader.checks import workhouse
 from grader.checks.base import Suite
 from grader.rubric import DEFAULT_RUBRIC as ROOT_RUBRIC
 from grader.rubric import load_rubric
-from grader.sandbox import Limits, SandboxPool, isolation_available
+from grader.sandbox import Limits, SandboxPool
 from grader.sandbox.calls import CallError
 from grader.sandbox.workhouse_calls import build_network, describe_history, report_state
 from grader.scoring import judge_suite, score_suite
@@ -369,7 +369,7 @@ GARBAGE = "def train_gan(generator, discriminator, data, **kwargs):\n    return 
 HANG = "def train_gan(generator, discriminator, data, **kwargs):\n    while True:\n        pass\n"
 
 
-@pytest.mark.skipif(not isolation_available()[0], reason=isolation_available()[1])
+@pytest.mark.usefixtures("isolation_required")
 def test_sandboxed_end_to_end(tmp_path):
     """A correct loop earns full marks through the sandbox; garbage and a hang cost this suite only."""
     quick = Suite(SUITE.function, tuple(dataclasses.replace(check, cases=tuple(

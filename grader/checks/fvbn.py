@@ -257,18 +257,21 @@ def build_suite(rubric: Rubric, oracle) -> Suite:
     rng = function_rng(rubric, FUNCTION)
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=6)]
 
-    def case(dim: int, param_seed: int, samples: list[list[int]], suffix: str = "") -> Case:
+    def case(dim: int, param_seed: int, samples: list[list[int]], suffix: str = "",
+             construct_seed: int | None = None) -> Case:
         x = all_binary(dim)
         return Case(f"FVBN/dim{dim}{suffix}", FUNCTION, kind="fvbn",
-                    extra={"class": "FVBN", "dim": dim, "param_seed": param_seed, "forward": x, "log_prob": x,
-                           "samples": samples})
+                    extra={"class": "FVBN", "dim": dim, "param_seed": param_seed,
+                           "construct_seed": param_seed if construct_seed is None else construct_seed,
+                           "forward": x, "log_prob": x, "samples": samples})
 
     sampling = case(SAMPLE_DIM, seeds[0], [[SAMPLE_N, seeds[1]], [SAMPLE_N, seeds[1]], [OTHER_SEED_N, seeds[2]]])
     # each property dimension under two parameter draws (the second seed: a fixed offset, so the
-    # existing draws are kept), whose outputs must differ (``_same_under_redraw``)
+    # existing draws are kept) of one model built under the same seed, whose outputs must differ
+    # (``_same_under_redraw``)
     props = [case(d, seeds[3 + i], [[8, seeds[5]]]) for i, d in enumerate(PROPERTY_DIMS)]
-    props += [case(d, (seeds[3 + i] + REDRAW_OFFSET) % (2**31 - 1), [[8, seeds[5]]], suffix="/redraw")
-              for i, d in enumerate(PROPERTY_DIMS)]
+    props += [case(d, (seeds[3 + i] + REDRAW_OFFSET) % (2**31 - 1), [[8, seeds[5]]], suffix="/redraw",
+                   construct_seed=seeds[3 + i]) for i, d in enumerate(PROPERTY_DIMS)]
     every = (sampling, *props)
     judges = {
         "interface": (judge_interface, every, "forward, log_prob and sample have the contract's shapes and values", ()),

@@ -20,7 +20,7 @@ Call kinds
     only for messages.
     An exception raised by the student's function is returned as ``raised`` (class name and the
     names of its bases) with ``message``: raising can be the expected behaviour.
-``{"kind": "fvbn", "class": str, "dim": int, "param_seed": int, "forward": array | None,
+``{"kind": "fvbn", "class": str, "dim": int, "param_seed": int, "construct_seed": int, "forward": array | None,
   "log_prob": array | None, "samples": [[n, seed], ...]}``
     Builds ``namespace[class](dim)``, re-draws every ``nn.Parameter`` from ``param_seed`` (so the
     properties must hold whatever the parameter values), then returns the raw outputs of
@@ -161,7 +161,9 @@ def _step(fn, *args, **kwargs) -> dict:
 
 def _call_fvbn(namespace: dict, call: dict) -> dict:
     cls = _lookup(namespace, call.get("class", "FVBN"))
-    torch.manual_seed(int(call["param_seed"]))
+    # the model is built under ``construct_seed`` (the same for both draws of a dimension), so a
+    # skipped re-draw shows as identical outputs, whatever the constructor draws
+    torch.manual_seed(int(call.get("construct_seed", call["param_seed"])))
     try:
         model = cls(int(call["dim"]))
     except Exception as exc:

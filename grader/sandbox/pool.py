@@ -18,6 +18,7 @@ import math
 import os
 import queue
 import secrets
+import select
 import subprocess
 import sys
 import threading
@@ -82,6 +83,14 @@ class _Zygote:
             raise RuntimeError(f"the sandbox zygote did not start (it said {message!r})")
         self.notes = [str(note) for note in message.get("notes", [])]
         self.ready = True
+
+    def has_stray_data(self) -> bool:
+        """Bytes between two runs, where a zygote sends none: it cannot be trusted any more."""
+        if not self.ready:
+            return False
+        if self.reader.queue or self.reader.pending:
+            return True
+        return bool(select.select([self.result_r], [], [], 0)[0])
 
     def stop(self, wait_s: float = 5.0) -> None:
         for fd in ("ctrl_w", "result_r"):
@@ -165,7 +174,7 @@ class SandboxPool:
         ids = [call["id"] for group in groups for call in group]
         result = SandboxResult(status="sandbox_error", message="", isolation=self.isolation)
         try:
-            if zygote.process is None or zygote.process.poll() is not None:
+            if zygote.process is None or zygote.process.poll() is not None or zygote.has_stray_data():
                 zygote.restart()
             zygote.wait_ready()
             session = secrets.token_hex(16)

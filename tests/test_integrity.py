@@ -1,0 +1,153 @@
+"""Issue 11's attacks, each through the whole grader (``grade_class``, the sandbox, the judges and
+the writers), asserting that the attack failed and that every other student's result is exactly
+what it is when the class is graded without the attackers.
+
+The hostile files under ``tests/fixtures/hostile/`` are only ever copied into a class folder and
+graded through the sandbox: never imported, never run, by this process.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader.run import GradingOptions, _status_from, grade_class
+from grader.sandbox import SandboxResult
+from grader.seeds import submission_seed
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = ROOT / "tests" / "fixtures" / "hostile"
+CLASS = ROOT / "submissions"
+INNOCENT = ("alice_logsigmoid.py", "henry_missing_half.py", "olivia_fvbn_leak.py")
+TAMPER_BLOCK = ("# --- TAMPER ---", "# --- END TAMPER ---")
+LONG_ID = "a" * 248  # + ".py": a 252-character entry name
+HTML_ID = "<img src=x onerror=alert(1)>"
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("isolation_required")]
+
+
+def _without_tamper_block(source: str) -> str:
+    start, end = (source.index(marker) for marker in TAMPER_BLOCK)
+    return source[:start] + source[end + len(TAMPER_BLOCK[1]):]
+
+
+def _innocent_class(folder: Path) -> Path:
+    folder.mkdir()
+    for name in INNOCENT:
+        shutil.copy(CLASS / name, folder / name)
+    return folder
+
+
+def _records(out: Path) -> dict[str, dict]:
+    """Every result record by student id, without its timings."""
+    records = {}
+    for path in sorted((out / "results").glob("*.json")):
+        record = json.loads(path.read_text("utf-8"))
+        record.pop("durations")
+        records[record["student"]] = record
+    return records
+
+
+def _grade(class_dir: Path, out: Path) -> None:
+    grade_class(class_dir, GradingOptions(out_dir=out, workers=1, isolation="namespaces", resume=False))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> dict[str, Path]:
+    """The innocent class alone, and the same class with the attackers (named so that with one
+    worker they are graded first, on the zygote that then grades the innocents)."""
+    root = tmp_path_factory.mktemp("integrity")
+    alone = _innocent_class(root / "alone")
+    attacked = _innocent_class(root / "attacked")
+    shutil.copy(HOSTILE / "frame_smuggler.py", attacked / "a0_smuggler.py")
+    shutil.copy(HOSTILE / "surrogate_text.py", attacked / "a1_surrogates.py")
+    shutil.copy(HOSTILE / "lying_harness.py", attacked / "a2_liar.py")
+    liar = (HOSTILE / "lying_harness.py").read_text("utf-8")
+    (attacked / "a3_liar_honest.py").write_text(_without_tamper_block(liar), "utf-8")
+    shutil.copy(HOSTILE / "surrogate_text.py", attacked / f"{HTML_ID}.py")
+    shutil.copy(CLASS / "alice_logsigmoid.py", attacked / f"{LONG_ID}.py")
+    outs = {"alone": root / "out-alone", "attacked": root / "out-attacked"}
+    _grade(alone, outs["alone"])
+    _grade(attacked, outs["attacked"])
+    return outs
+
+
+def test_attackers_change_no_other_students_result(graded):
+    alone, attacked = _records(graded["alone"]), _records(graded["attacked"])
+    assert set(alone) == {name[:-3] for name in INNOCENT}
+    for student, record in alone.items():
+        assert attacked[student] == record, student
+
+
+def test_every_entry_has_a_result_and_the_run_finished(graded):
+    records = _records(graded["attacked"])
+    assert set(records) == {*(name[:-3] for name in INNOCENT), "a0_smuggler", "a1_surrogates", "a2_liar",
+                            "a3_liar_honest", HTML_ID, LONG_ID}
+    assert (graded["attacked"] / "summary.json").exists() and (graded["attacked"] / "run.json").exists()
+
+
+def test_smuggled_frames_fail_the_smugglers_own_calls(graded):
+    smuggler = _records(graded["attacked"])["a0_smuggler"]
+    assert smuggler["score"] == "0"
+    messages = " ".join(c["message"] for c in smuggler["checks"])
+    assert "malformed data" in messages or "unexpected message" in messages, messages
+
+
+def test_lone_surrogates_and_markup_stay_text(graded):
+    out = graded["attacked"]
+    for path in [*out.rglob("*.json"), *out.rglob("*.md"), *out.rglob("*.txt"), *out.rglob("*.csv")]:
+        path.read_bytes().decode("utf-8")  # every file is valid UTF-8
+    surrogates = _records(out)["a1_surrogates"]
+    assert surrogates["status"] != "sandbox_error", surrogates["message"]
+    assert HTML_ID not in (out / "summary.md").read_text("utf-8")
+    feedback = next(p for p in (out / "feedback").glob("*.md") if p.stem.startswith("img")).read_text("utf-8")
+    assert f"# Feedback for {HTML_ID}" not in feedback
+    for line in feedback.splitlines():  # the message's own ``` lines never close a fence of ours
+        assert line.strip() != "# Feedback for someone else"
+
+
+def test_a_long_id_gets_a_bounded_file_name_and_keeps_its_id(graded):
+    records = _records(graded["attacked"])
+    assert records[LONG_ID]["status"] == "ok" and records[LONG_ID]["score"] == records["alice_logsigmoid"]["score"]
+    assert all(len(p.name.encode()) <= 255 for p in graded["attacked"].rglob("*"))
+    scores = (graded["attacked"] / "scores.csv").read_text("utf-8")
+    assert LONG_ID in scores
+
+
+def test_lying_through_the_harness_earns_nothing_and_is_reported(graded):
+    records = _records(graded["attacked"])
+    liar, honest = records["a2_liar"], records["a3_liar_honest"]
+    assert float(liar["score"]) <= float(honest["score"]), (liar["score"], honest["score"])
+    checks = {(c["function"], c["name"]): c for c in liar["checks"]}
+    assert not checks[("gaussian_kl", "inputs_unmodified")]["passed"]
+    assert not checks[("elbo", "gradient")]["passed"]
+    assert not checks[("FVBN", "interface")]["passed"]
+    assert checks[("FVBN", "interface")]["diagnosis"] == "ignores_parameters"
+    assert not checks[("FVBN", "autoregressive")]["passed"]
+    tampering = " ".join(liar["sandbox"].get("suspected_tampering", []))
+    assert "grader.sandbox.calls._call_function replaced" in tampering, tampering
+    assert "redraw_parameters" in tampering
+    assert "suspected_tampering" not in honest["sandbox"]
+    assert "tamper" not in (graded["attacked"] / "feedback" / "a2_liar.md").read_text("utf-8").lower()
+
+
+def test_hidden_inputs_follow_the_submissions_bytes(graded):
+    records = _records(graded["attacked"])
+    alice, long_alice = records["alice_logsigmoid"], records[LONG_ID]  # the same bytes
+    assert alice["rubric"]["input_seed"] == long_alice["rubric"]["input_seed"]
+    henry = records["henry_missing_half"]
+    assert henry["rubric"]["input_seed"] != alice["rubric"]["input_seed"]
+    failed = next(c for c in henry["checks"] if c["function"] == "discriminator_loss" and c["name"] == "value")
+    assert failed["hidden"]["args"], failed  # the TA sees the inputs this submission met
+    secret_free = submission_seed(b"another course", henry["submission"]["sha256"])
+    assert str(secret_free) != henry["rubric"]["input_seed"]
+
+
+def test_a_top_level_that_ran_out_of_time_is_not_ok():
+    result = SandboxResult(status="ok", message="", load_fallback=("timeout", "the top level ran past 10 s"))
+    status, message = _status_from(result, n_functions=8)
+    assert status == "timeout" and "ran past 10 s" in message and "definitions alone" in message
+    result.load_fallback = ("crashed", "the top level ran out of memory (MemoryError at line 3)")
+    assert _status_from(result, n_functions=8)[0] == "crashed"
