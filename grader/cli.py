@@ -234,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: --anonymous without {ENV_SECRET}: the codes are derived from the rubric's seed, so "
               "anyone with the repository and the class list can undo them; set a course secret in "
               f"{ENV_SECRET} (and keep it) for blind marking", file=sys.stderr)
+    from grader.seeds import ENV_SECRET as INPUT_SECRET, NO_SECRET_WARNING
+
+    if not os.environ.get(INPUT_SECRET):
+        print(NO_SECRET_WARNING, file=sys.stderr)
     try:
         report = grade_class(args.class_dir, options)
     except (OutputBusy, intake.IntakeError) as exc:

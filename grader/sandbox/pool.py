@@ -297,7 +297,18 @@ def _call_result(message: dict) -> CallResult:
     if not isinstance(value, dict):
         return CallResult(call_id, "crashed", None,
                           f"the call returned a {type(value).__name__}, not an object of values", duration)
-    return CallResult(call_id, "ok", value, "", duration)
+    return CallResult(call_id, "ok", _capped(value), "", duration)
+
+
+def _capped(value: object) -> object:
+    """``value`` with every string (an exception's message, a type name) at most ``MESSAGE_CHARS``."""
+    if isinstance(value, str):
+        return clean_text(value, MESSAGE_CHARS) if len(value) > MESSAGE_CHARS else value
+    if isinstance(value, list):
+        return [_capped(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(key, 200): _capped(item) for key, item in value.items()}
+    return value
 
 
 def _annotate(result: SandboxResult, done: dict, limits: Limits) -> None:
