@@ -2,8 +2,10 @@
 fails the check that names it. Trusted code only (no student files)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from engine_helpers import failed, run_trusted
@@ -119,17 +121,68 @@ def test_a_missing_class_is_named():
     assert "`FVBN` is not defined in your submission" in bad["interface"].message
 
 
-def test_chi_square_pvalue_is_uniformish_for_exact_samples():
-    """The sampling test's false-failure rate is its alpha: over 200 exact samplers (different
-    seeds), p-values below 0.05 occur about 5% of the time (checked loosely: at most 10%)."""
-    import numpy as np
+SAMPLING_LOG_PROB = np.log(np.random.default_rng(0).dirichlet(np.ones(2 ** fvbn.SAMPLE_DIM)))
+N_REPEATS = 200
 
-    rng = np.random.default_rng(0)
-    log_prob = np.log(rng.dirichlet(np.ones(16)))
-    lows = 0
-    for seed in range(200):
-        codes = np.random.default_rng(seed).choice(16, size=fvbn.SAMPLE_N, p=np.exp(log_prob))
-        samples = ((codes[:, None] >> np.arange(3, -1, -1)) & 1).astype(float)
-        p, _ = fvbn.chi_square_pvalue(samples, log_prob)
-        lows += p < 0.05
-    assert lows <= 20
+
+def _bits(codes: np.ndarray) -> np.ndarray:
+    return ((codes[:, None] >> np.arange(fvbn.SAMPLE_DIM - 1, -1, -1)) & 1).astype(float)
+
+
+def _pvalues(probs: np.ndarray, repeats: int = N_REPEATS) -> np.ndarray:
+    """``fvbn.chi_square_pvalue`` of ``repeats`` samplers drawing codes from ``probs``, tested
+    against ``SAMPLING_LOG_PROB`` (different seeds, SAMPLE_N samples each)."""
+    out = []
+    for seed in range(repeats):
+        codes = np.random.default_rng(seed).choice(len(probs), size=fvbn.SAMPLE_N, p=probs)
+        out.append(fvbn.chi_square_pvalue(_bits(codes), SAMPLING_LOG_PROB)[0])
+    return np.array(out)
+
+
+def assert_uniformish(pvalues: np.ndarray) -> None:
+    """p-values of a correct test under its null are U(0, 1): a KS test does not reject, and each
+    tail holds about its share (10% +/- 3 binomial sd for 200 draws: 4% to 16%)."""
+    pvalues = np.asarray(pvalues, dtype=float)
+    assert ((pvalues >= 0) & (pvalues <= 1)).all(), pvalues
+    ks = stats.kstest(pvalues, "uniform")
+    assert ks.pvalue > 1e-3, f"p-values are not uniform under the null (KS p = {ks.pvalue:.3g})"
+    low, high = np.mean(pvalues < 0.1), np.mean(pvalues > 0.9)
+    assert 0.04 <= low <= 0.16, f"{low:.1%} of p-values below 0.1"
+    assert 0.04 <= high <= 0.16, f"{high:.1%} of p-values above 0.9"
+    assert np.mean(pvalues < 0.05) <= 0.10
+
+
+def test_chi_square_pvalue_is_uniform_for_exact_samples():
+    """The sampling test's false-failure rate is its alpha: over 200 exact samplers (different
+    seeds), the p-values are uniform on (0, 1) (a p-value function that always says 1.0, or
+    that is too lenient or too harsh, fails this)."""
+    assert_uniformish(_pvalues(np.exp(SAMPLING_LOG_PROB)))
+
+
+@pytest.mark.parametrize("pvalues", [
+    np.ones(N_REPEATS),                                   # "always fine"
+    np.full(N_REPEATS, 0.5),                              # constant
+    np.random.default_rng(1).uniform(0.3, 1.0, N_REPEATS),  # too lenient: no low tail
+    np.random.default_rng(2).uniform(0.0, 1.0, N_REPEATS) ** 2,  # too harsh: piles up near 0
+], ids=["always-one", "constant", "lenient", "harsh"])
+def test_uniformity_assertion_rejects_non_uniform_pvalues(pvalues):
+    with pytest.raises(AssertionError):
+        assert_uniformish(pvalues)
+
+
+def _independent_pixels(probs: np.ndarray) -> np.ndarray:
+    """The product of ``probs``'s marginals: what a sampler that ignores x_<i draws."""
+    bits = _bits(np.arange(len(probs)))
+    marginals = probs @ bits
+    return np.prod(np.where(bits == 1, marginals, 1 - marginals), axis=1)
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda p: _independent_pixels(p),
+    lambda p: 0.95 * p + 0.05 / len(p),                   # 5% of draws uniform
+    lambda p: np.roll(p, 1),                              # off-by-one codes
+], ids=["independent-pixels", "five-percent-off", "shifted"])
+def test_a_wrong_sampler_gets_pvalues_below_alpha(wrong):
+    probs = wrong(np.exp(SAMPLING_LOG_PROB))
+    pvalues = _pvalues(probs / probs.sum(), repeats=20)
+    assert (pvalues < RUBRIC.sampling_alpha).all(), pvalues
