@@ -121,10 +121,12 @@ def outcome_failure(outcome: Outcome | None, function: str) -> str | None:
         if "raised" in outcome.value:
             return f"`{function}` raised {outcome.value.get('message', outcome.value['raised'])}"
         return None
+    # the sandbox's own not-run reasons already start with "not run: " (grader.sandbox.*)
+    not_run = (outcome.error or "an earlier call of this function crashed or timed out").removeprefix("not run: ")
     reasons = {
         "timeout": f"`{function}` did not finish in time ({outcome.error})",
         "crashed": f"the process running `{function}` died ({outcome.error})",
-        "not_run": f"not run: {outcome.error or 'an earlier call of this function crashed or timed out'}",
+        "not_run": f"not run: {not_run}",
         "error": f"could not call `{function}`: {outcome.error}",
     }
     return reasons.get(outcome.status, f"{outcome.status}: {outcome.error}")
