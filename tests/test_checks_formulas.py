@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from engine_helpers import failed, run_trusted
+from student_mistakes import HANDWRITTEN, NOT_HANDWRITABLE
 from grader.checks import build_suites, formulas as formula_checks
 from grader.mistakes import CATALOGUE
 from grader.reference_oracle import ReferenceOracle
@@ -113,6 +114,42 @@ def test_every_catalogued_mistake_is_caught_and_named(mistake):
     assert score < top
 
 
+def test_every_catalogued_mistake_is_also_written_by_hand():
+    """A new catalogue entry needs its hand-written student twin (tests/student_mistakes.py), or
+    a stated reason why no student could write it."""
+    catalogue = {(m.function, m.name) for m in CATALOGUE}
+    assert catalogue - set(HANDWRITTEN) - set(NOT_HANDWRITABLE) == set()
+    assert set(HANDWRITTEN) - catalogue == set(), "hand-written mistakes with no catalogue entry"
+
+
+def _diagnoses(function, impl):
+    results = run_trusted(SUITES[function], {**REFERENCE, function: impl}, RUBRIC)
+    return results, {r.diagnosis for r in failed(results).values()}
+
+
+@pytest.mark.parametrize("key", sorted(HANDWRITTEN), ids=[f"{f}-{n}" for f, n in sorted(HANDWRITTEN)])
+def test_a_handwritten_mistake_is_caught_and_named(key):
+    """The mistake written independently, as a student writes it (not the catalogue's compute,
+    against which the diagnosis is compared): the judge must still name it."""
+    function, name = key
+    catalogued = next(m.compute for m in CATALOGUE if (m.function, m.name) == key)
+    assert HANDWRITTEN[key] is not catalogued
+    results, diagnoses = _diagnoses(function, HANDWRITTEN[key])
+    assert name in diagnoses, {r.name: (r.diagnosis, r.message[:200]) for r in failed(results).values()}
+    score, top = total(results)
+    assert score < top
+
+
+def test_a_wrong_function_no_mistake_explains_gets_no_diagnosis_from_the_catalogue():
+    """The naming is not vacuous: a wrong KL that matches no catalogued mistake (a factor 1/3)
+    fails its value check without any catalogue name attached."""
+    def third(mu, logvar):
+        return torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1) / -3.0
+    results, diagnoses = _diagnoses("gaussian_kl", third)
+    assert "value" in failed(results)
+    assert diagnoses & {m.name for m in CATALOGUE} == set()
+
+
 def test_unstable_loss_gets_partial_credit_only_for_stability():
     m = next(m for m in CATALOGUE if m.function == "discriminator_loss" and m.name == "unstable_log_sigmoid")
     results = run_trusted(SUITES["discriminator_loss"], {**REFERENCE, "discriminator_loss": m.compute}, RUBRIC)
@@ -149,8 +186,21 @@ def test_in_place_modification_is_caught():
     def squeezes(real_logits, fake_logits):
         return formulas.discriminator_loss(real_logits.squeeze_(-1) if real_logits.dim() == 2 else real_logits,
                                            fake_logits)
+    def clamps_values(real_logits, fake_logits):
+        with torch.no_grad():
+            real_logits.clamp_(-50, 50)                    # changes the +/-100 extreme logits
+        return formulas.discriminator_loss(real_logits, fake_logits)
     results = run_trusted(SUITES["discriminator_loss"], {**REFERENCE, "discriminator_loss": squeezes}, RUBRIC)
     assert failed(results)["inputs_unmodified"].diagnosis == "modified_input"
+    bad = failed(run_trusted(SUITES["discriminator_loss"], {**REFERENCE, "discriminator_loss": clamps_values}, RUBRIC))
+    assert bad["inputs_unmodified"].diagnosis == "modified_input"
+    assert "`real_logits` was modified in place" in bad["inputs_unmodified"].message
+    # In-place operations that leave every value as it was are judged on the values (raw arrays
+    # after the call): not `modified_input`; but in-place on a leaf that requires grad breaks
+    # autograd, so exactly the gradient check fails, with torch's own error.
+    bad = failed(run_trusted(SUITES["discriminator_loss"], {**REFERENCE, "discriminator_loss": clamps}, RUBRIC))
+    assert set(bad) == {"gradient"}
+    assert "a leaf Variable that requires grad is being used in an in-place operation" in bad["gradient"].message
 
 
 def test_kind_ignored_gets_partial_credit():
