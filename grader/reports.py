@@ -102,20 +102,32 @@ def feedback_markdown(r: StudentResult, pictures: list[str] = ()) -> str:
     return "\n".join(lines)
 
 
+def mistake_students(results: list[StudentResult]) -> list[tuple[str, str, list[str]]]:
+    """Each diagnosed mistake as ``(function, diagnosis, students)``: the distinct students (sorted)
+    with at least one failed check of ``function`` diagnosed as it, however many checks that is.
+    Most students first, then by function and diagnosis. The one definition of "how many students
+    made this mistake", for ``summary.md``/``summary.json`` and the HTML class report."""
+    who: dict[tuple[str, str], set[str]] = {}
+    for r in results:
+        for c in r.checks:
+            if c.diagnosis and not c.passed:
+                who.setdefault((c.function, c.diagnosis), set()).add(r.student)
+    return sorted(((fn, d, sorted(s)) for (fn, d), s in who.items()), key=lambda row: (-len(row[2]), row[0], row[1]))
+
+
 def class_summary(results: list[StudentResult], meta: dict) -> dict:
-    """Counts by status, score statistics, pass rate per check, frequent mistakes (deterministic)."""
+    """Counts by status, score statistics, pass rate per check, frequent mistakes by number of
+    students (``mistake_students``), deterministic."""
     scores = [float(r.score) for r in results]
     status = Counter(r.status for r in results)
     per_check: dict[str, list[int]] = {}
-    mistakes: Counter = Counter()
     for r in results:
         for c in r.checks:
             key = f"{c.function}/{c.name}"
             per_check.setdefault(key, [0, 0])
             per_check[key][0] += int(c.passed)
             per_check[key][1] += 1
-            if c.diagnosis:
-                mistakes[f"{c.function}: {c.diagnosis}"] += 1
+    mistakes = [{"mistake": f"{fn}: {d}", "students": len(who)} for fn, d, who in mistake_students(results)]
     return {
         **meta,
         "students": len(results),
@@ -126,7 +138,7 @@ def class_summary(results: list[StudentResult], meta: dict) -> dict:
             "max_score": pts(results[0].max_score) if results else None,
         },
         "pass_rate": {k: f"{v[0]}/{v[1]}" for k, v in per_check.items()},
-        "mistakes": [{"mistake": k, "count": n} for k, n in sorted(mistakes.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "mistakes": mistakes,
         "not_graded": sorted(r.student for r in results if r.status != "ok"),
     }
 
@@ -139,7 +151,7 @@ def summary_markdown(summary: dict) -> str:
              f"- rubric {summary.get('rubric', {}).get('version')} (seed {summary.get('rubric', {}).get('seed')}), "
              f"grader {summary.get('versions', {}).get('grader')}", "",
              "## Most frequent mistakes", "", "| mistake | students |", "|---|---|"]
-    lines += [f"| {_md_escape(m['mistake'])} | {m['count']} |" for m in summary["mistakes"]]
+    lines += [f"| {_md_escape(m['mistake'])} | {m['students']} |" for m in summary["mistakes"]]
     lines += ["", "## Pass rate per check", "", "| check | passed |", "|---|---|"]
     lines += [f"| {_md_escape(k)} | {v} |" for k, v in summary["pass_rate"].items()]
     if summary["not_graded"]:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from decimal import Decimal
 
 from grader.atomic import write_atomic
-from grader.reports import class_summary, feedback_markdown, safe_cell, scores_csv, summary_markdown
+from grader.reports import (class_summary, feedback_markdown, mistake_students, safe_cell, scores_csv,
+                            summary_markdown)
 from grader.results import StudentResult
 from grader.scoring import CheckResult
 
@@ -55,9 +57,37 @@ def test_feedback_shows_failed_check_details_and_totals():
 
 def test_summary_counts_mistakes_deterministically():
     s = class_summary([_result("a", passed=False), _result("b", passed=False), _result("c")], {"rubric": {}})
-    assert s["mistakes"] == [{"mistake": "gaussian_kl: missing_half", "count": 2}]
+    assert s["mistakes"] == [{"mistake": "gaussian_kl: missing_half", "students": 2}]
     assert s["pass_rate"]["gaussian_kl/value"] == "1/3"
     assert "| gaussian_kl: missing_half | 2 |" in summary_markdown(s)
+
+
+def _many_failures(student: str) -> StudentResult:
+    """Five failed checks of one function with one diagnosis, and one more elsewhere."""
+    r = _result(student, passed=False)
+    extra = [CheckResult("gaussian_kl", name, Decimal(0), Decimal("1"), False, "", "", "missing_half", "")
+             for name in ("extreme_inputs", "float32", "column_shape", "gradient")]
+    extra.append(CheckResult("elbo", "float32", Decimal(0), Decimal("1"), False, "", "", "plus_kl", ""))
+    extra.append(CheckResult("elbo", "gradient", Decimal("1"), Decimal("1"), True, "", "", "plus_kl", ""))  # passed
+    return replace(r, checks=r.checks + extra)
+
+
+def test_mistakes_are_counted_in_students_not_failed_checks():
+    """11 failed checks of 2 students are 2 students, in summary.md, summary.json and the HTML
+    report alike (one definition: grader.reports.mistake_students)."""
+    from grader.exports.class_report import _mistakes_section
+
+    results = [_many_failures("b"), _many_failures("a"), _result("c"), _result("d", passed=False)]
+    assert mistake_students(results) == [("gaussian_kl", "missing_half", ["a", "b", "d"]),
+                                         ("elbo", "plus_kl", ["a", "b"])]
+    s = class_summary(results, {"rubric": {}})
+    assert s["mistakes"] == [{"mistake": "gaussian_kl: missing_half", "students": 3},
+                             {"mistake": "elbo: plus_kl", "students": 2}]
+    md = summary_markdown(s)
+    assert "| gaussian_kl: missing_half | 3 |" in md and "| elbo: plus_kl | 2 |" in md
+    html = _mistakes_section(results)
+    assert '<td class="num">3</td>' in html and '<td class="num">2</td>' in html
+    assert mistake_students([_result("c")]) == []   # a passed check names no mistake
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path):

@@ -28,7 +28,7 @@ from pathlib import Path
 from grader.atomic import write_atomic
 from grader.escape import html_text
 from grader.exports import OutputFolderError, load_results, load_summary
-from grader.reports import STATUS_TEXT
+from grader.reports import STATUS_TEXT, mistake_students
 from grader.results import StudentResult
 from grader.scoring import points_str
 from grader.written.manual import NOT_MARKED, WRITTEN_FUNCTION
@@ -119,17 +119,6 @@ def _function_rates(results: list[StudentResult]) -> list[tuple[str, int, int, f
             shares.append(float(sum((c.score for c in checks), Decimal(0)) / top) if top else 0.0)
         out.append((fn, full, n, statistics.fmean(shares) if shares else 0.0))
     return out
-
-
-def _mistakes(results: list[StudentResult]) -> list[tuple[str, str, list[str]]]:
-    """``(function, diagnosis, students)``, most students first, then by name (deterministic)."""
-    who: dict[tuple[str, str], set[str]] = {}
-    for r in results:
-        for c in r.checks:
-            if c.diagnosis:
-                who.setdefault((c.function, c.diagnosis), set()).add(r.student)
-    rows = [(fn, d, sorted(s)) for (fn, d), s in who.items()]
-    return sorted(rows, key=lambda row: (-len(row[2]), row[0], row[1]))
 
 
 # ----------------------------------------------------------------------------------- the plots
@@ -237,7 +226,7 @@ def _checks_section(results: list[StudentResult], plot: bytes | None) -> str:
 
 
 def _mistakes_section(results: list[StudentResult]) -> str:
-    found = _mistakes(results)
+    found = mistake_students(results)
     if not found:
         return "<p>No diagnosed mistake.</p>"
     rows = []
