@@ -50,19 +50,47 @@ HISTORY_KEYS = ("d_loss", "g_loss")
 MAX_STATE_ENTRIES = 64          # more entries than this in a returned state_dict: reported as a count
 MAX_STATE_NUMEL = 1 << 20       # a larger returned tensor: its shape is reported, not its values
 
-_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+#: The network spec's one home (the grader's ``grader.checks.workhouse.networks`` describes its
+#: networks with it; this module rebuilds them): layer type -> (class, constructor arguments as
+#: (spec key, type)). Nothing here imports ``reference``: the zygotes import this module.
+LAYERS: dict[str, tuple[type[nn.Module], tuple[tuple[str, type], ...]]] = {
+    "linear": (nn.Linear, (("in_features", int), ("out_features", int))),
+    "relu": (nn.ReLU, ()),
+    "leaky_relu": (nn.LeakyReLU, (("negative_slope", float),)),
+    "sigmoid": (nn.Sigmoid, ()),
+    "tanh": (nn.Tanh, ()),
+}
+_LAYER_TYPES = {cls: kind for kind, (cls, _) in LAYERS.items()}
 
 
 def build_layer(spec: dict) -> nn.Module:
     """One layer from its plain-data spec (see the module docstring)."""
     kind = spec.get("type")
-    if kind == "linear":
-        return nn.Linear(int(spec["in_features"]), int(spec["out_features"]))
-    if kind == "leaky_relu":
-        return nn.LeakyReLU(float(spec["negative_slope"]))
-    if kind in _ACTIVATIONS:
-        return _ACTIVATIONS[kind]()
-    raise CallError(f"unknown layer type {kind!r} in the network spec")
+    if kind not in LAYERS:
+        raise CallError(f"unknown layer type {kind!r} in the network spec")
+    cls, args = LAYERS[kind]
+    return cls(*(cast(spec[key]) for key, cast in args))
+
+
+def describe_layer(layer: nn.Module) -> dict:
+    """The plain-data spec of one layer (the inverse of ``build_layer``)."""
+    kind = _LAYER_TYPES.get(type(layer))
+    if kind is None:
+        raise TypeError(f"layer {type(layer).__name__} has no spec")
+    return {"type": kind, **{key: cast(getattr(layer, key)) for key, cast in LAYERS[kind][1]}}
+
+
+def describe_network(module: nn.Module) -> tuple[dict, np.ndarray]:
+    """A network made of one ``nn.Sequential`` child as a plain spec and its flat float32 weights
+    (every ``state_dict`` entry, flattened, in order): what the grader sends in a call."""
+    children = list(module.named_children())
+    if len(children) != 1 or not isinstance(children[0][1], nn.Sequential):
+        raise TypeError(f"{type(module).__name__} is not one nn.Sequential: cannot describe it as data")
+    container, seq = children[0]
+    state = module.state_dict()
+    flat = np.concatenate([t.detach().to(torch.float32).reshape(-1).numpy() for t in state.values()])
+    return ({"container": container, "layers": [describe_layer(layer) for layer in seq], "names": list(state),
+             "shapes": [list(t.shape) for t in state.values()]}, flat.astype(np.float32))
 
 
 class SpecNet(nn.Module):

@@ -1,0 +1,56 @@
+"""The train_gan suite: the probe call and the ring call, and the checks of ``[points.train_gan]``."""
+from __future__ import annotations
+
+from functools import partial
+
+from grader.checks.base import Case, Check, Suite
+from grader.checks.workhouse.judges import (judge_loss_history, judge_loss_levels, judge_statistic, judge_trains,
+                                            judge_update_rule)
+from grader.checks.workhouse.networks import call_extra
+from grader.checks.workhouse.probe import probe_data, probe_networks
+from grader.checks.workhouse.settings import FUNCTION, MAIN_ID, PROBE_ID, Context, load_context, load_settings
+from grader.checks.workhouse.settings import grading_seeds
+from grader.rubric import Rubric
+from reference.workhouse_stats import ring_data, ring_networks
+
+
+def build_cases(rubric: Rubric) -> tuple[Case, Case]:
+    """The probe call and the ring call, with every seed and the budget fixed by the rubric."""
+    settings = load_settings(rubric)
+    seeds = grading_seeds(rubric)
+    common = dict(batch_size=settings.batch_size, lr=settings.lr, seeds=seeds)
+    g, d = ring_networks(seeds["init"])
+    main = Case(MAIN_ID, FUNCTION, kind="train_gan", extra=call_extra(
+        g, d, ring_data(), steps=settings.steps, wall_s=settings.wall_s, cpu_s=settings.cpu_s, **common))
+    pg, pd = probe_networks(seeds["probe"])
+    probe = Case(PROBE_ID, FUNCTION, kind="train_gan", extra=call_extra(
+        pg, pd, probe_data(), steps=settings.probe_steps, wall_s=10.0, cpu_s=10.0, **common))
+    return probe, main
+
+
+def build_suite(rubric: Rubric) -> Suite:
+    """The ``train_gan`` suite: the checks of ``[points.train_gan]``, in the rubric's order. The
+    settings and statistics are loaded here, once (a clear error now if they do not fit)."""
+    ctx: Context = load_context(rubric)
+    probe, main = build_cases(rubric)
+    judges = {
+        "trains": (partial(judge_trains, ctx), (probe, main), "both networks are updated and come back finite, "
+                   "with the reference's layers", ("ring_distance",)),
+        "update_rule": (partial(judge_update_rule, ctx), (probe,), "one Adam step per network per step, on the "
+                        "contract's losses (a deterministic probe)", ("trains", "ring_distance")),
+        "loss_history": (partial(judge_loss_history, ctx), (main,), "d_loss and g_loss: one finite, "
+                         "non-negative float per step", ("trains", "ring_distance")),
+        "loss_levels": (partial(judge_loss_levels, ctx), (main, probe), "late-training losses where the reference "
+                        "loop's are", ("trains", "loss_history", "ring_distance")),
+        "ring_distance": (partial(judge_statistic, ctx, "ring_distance"), (main, probe), "generated samples "
+                          "close to the ring (energy distance)", ("trains",)),
+        "sample_quality": (partial(judge_statistic, ctx, "sample_quality"), (main, probe), "fraction of "
+                           "samples close to a mode", ("trains", "ring_distance")),
+    }
+    points = rubric.points[FUNCTION]
+    unknown = sorted(set(points) - set(judges))
+    if unknown:
+        raise KeyError(f"[points.train_gan] lists {unknown}, for which the grader has no checks")
+    checks = tuple(Check(FUNCTION, name, desc, cases, judge, requires)
+                   for name, (judge, cases, desc, requires) in judges.items() if name in points)
+    return Suite(FUNCTION, checks)
