@@ -23,6 +23,11 @@ GENERIC: dict[str, str] = {
                               "lower-triangular (output i sees x_1..x_(i-1) only).",
     "not_autoregressive": "Output i changed when a later input x_j (j >= i) changed: check the order of the mask "
                           "(strictly lower-triangular in natural order) and that every layer is masked.",
+    "ignores_context": "No conditional depends on the earlier coordinates: logit_i must be computed from "
+                       "x_1..x_(i-1) (an independent Bernoulli per pixel is not an FVBN).",
+    "inplace_breaks_backward": "A tensor that backward needs was modified in place after it was used (an in-place "
+                               "`fill_`, `+=`, `x[...] = ...` or `relu_` on a label or intermediate tensor): "
+                               "build a new tensor instead (`torch.full_like`, `x + 1`, `torch.where`).",
     "ignores_parameters": "The model's outputs did not change when the grader re-drew its nn.Parameters: the "
                           "conditionals' logits must be computed from trainable parameters (and the inputs x_<i), "
                           "not from constants or buffers.",

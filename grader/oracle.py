@@ -24,6 +24,14 @@ class Oracle(Protocol):
     def mistakes(self, case: Case) -> Iterable[tuple[str, str, np.ndarray]]:
         """``(name, explanation, value)`` of every catalogued mistake on the case, catalogue order."""
 
-    def chain_rule(self, x: np.ndarray, logits: np.ndarray) -> np.ndarray | None:
+    #: False where ``chain_rule`` cannot be computed (the kit: the chain rule is one of the
+    #: answers); the suites refuse to build a check that needs it (``grader.checks.fvbn``)
+    has_chain_rule: bool
+
+    def chain_rule(self, x: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """sum_i log p(x_i | x_<i) for Bernoulli conditionals given by ``logits`` ([B, D] -> [B]);
-        None when this oracle cannot compute it (the kit: the chain rule is one of the answers)."""
+        raises ``OracleUnavailable`` where ``has_chain_rule`` is False."""
+
+
+class OracleUnavailable(RuntimeError):
+    """What this oracle cannot compute (never a value a judge could compare with)."""

@@ -41,6 +41,7 @@ class ReferenceOracle:
     the self-check's public inputs repeat, a class's hidden inputs do not)."""
 
     CACHE_SIZE = 4096
+    has_chain_rule = True
 
     def __init__(self) -> None:
         self._values: dict[tuple[str, bytes], np.ndarray] = {}

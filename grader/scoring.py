@@ -71,7 +71,7 @@ def score_suite(suite: Suite, verdicts: dict[str, Verdict], rubric: Rubric) -> l
     results = []
     for check in suite.checks:
         verdict = verdicts[check.name]
-        failed_gates = [g for g in check.requires if g in verdicts and not verdicts[g].passed]
+        failed_gates = [g for g in check.requires if not verdicts[g].passed]  # every gate exists (Suite)
         points = rubric.check_points(suite.function, check.name)
         message = verdict.message
         if verdict.diagnosis and verdict.explanation:

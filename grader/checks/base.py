@@ -84,6 +84,15 @@ class Suite:
     function: str
     checks: tuple[Check, ...]
 
+    def __post_init__(self) -> None:
+        names = {check.name for check in self.checks}
+        for check in self.checks:
+            missing = [gate for gate in check.requires if gate not in names]
+            if missing:  # a typo or a dropped check would silently remove the gating
+                raise ValueError(f"{self.function}/{check.name} builds on {', '.join(missing)}, which "
+                                 f"{'is' if len(missing) == 1 else 'are'} not a check of {self.function} "
+                                 f"(checks: {', '.join(sorted(names))})")
+
     def calls(self) -> list[dict]:
         seen: dict[str, Case] = {}
         for check in self.checks:

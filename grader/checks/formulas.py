@@ -102,6 +102,12 @@ def judge_gradient(spec: FormulaSpec, rubric: Rubric, oracle: "Oracle", check: C
         for index, got_grad, exp_grad in zip(case.grad, grads, oracle.grads(case)):
             arg = spec.arg_names[index]
             if got_grad is None or isinstance(got_grad, dict) or not isinstance(got_grad, np.ndarray):
+                error = str(got_grad.get("error", "")) if isinstance(got_grad, dict) else ""
+                if "modified by an inplace operation" in error:
+                    return Verdict(False, f"computing the gradient w.r.t. `{arg}` failed: {error}",
+                                   expected="a gradient", got="an in-place modification error",
+                                   diagnosis="inplace_breaks_backward",
+                                   explanation=GENERIC["inplace_breaks_backward"], case=case.id)
                 if not value.get("has_grad_fn"):
                     why = ("the result is not connected to the inputs' autograd graph (computed with numpy, "
                            ".item(), .detach(), torch.no_grad() or a new tensor built from values)")
@@ -199,10 +205,15 @@ def _logits(rng: np.random.Generator, *shape: int) -> np.ndarray:
 
 
 def _extreme(rng: np.random.Generator, values: np.ndarray, *shape: int) -> np.ndarray:
-    """Mostly extreme values with a few ordinary ones, in a shuffled order."""
+    """Mostly extreme values with a few ordinary ones, in a shuffled order; every one of
+    ``values`` appears at least once when there is room (whatever the seed: the band of logits
+    17 to 60, where a clamped ``BCELoss`` is wrong, is always covered, in either precision)."""
     out = rng.choice(values, size=shape)
     mask = rng.random(shape) < 0.25
     out[mask] = rng.normal(0.0, 2.0, size=shape)[mask]
+    flat = out.reshape(-1)
+    if flat.size >= values.size:
+        flat[rng.choice(flat.size, size=values.size, replace=False)] = values
     return out
 
 

@@ -7,8 +7,9 @@ returns raw outputs of ``forward`` (on every binary vector of the dimension), ``
 * ``interface``: shapes, finite values, samples in {0, 1}, at least one parameter, and outputs
   that change between two parameter draws (the property checks run under both; a model whose
   outputs ignore its parameters, or a harness whose re-draw was skipped, fails).
-* ``autoregressive``: flipping x_j never changes outputs 1..j (checked on all 2^d vectors for d = 6
-  and 10, in natural order).
+* ``autoregressive``: flipping x_j never changes outputs 1..j, and changes some later output
+  (checked on all 2^d vectors for d = 6 and 10, in natural order, under two parameter draws): a
+  leak fails, and so does an independent-pixel model whose conditionals ignore x_<i.
 * ``log_prob_consistent``: ``log_prob(x)`` equals the chain rule on ``forward(x)``'s logits
   (computed by the oracle: the reference's ``chain_rule_log_likelihood``; the student kit, which
   has no reference, leaves this check to the TA's grading).
@@ -143,10 +144,12 @@ def judge_autoregressive(rubric: Rubric, check: Check, outcomes: dict[str, Outco
         logits = logits.reshape(2 ** dim, dim)
         index = np.arange(2 ** dim)
         leaks: list[tuple[int, int, float]] = []   # (output i, input j, change), 1-based i and j
+        uses_context = False                        # some output i depends on some x_j, j < i
         for j in range(dim):
             flipped = index ^ (1 << (dim - 1 - j))      # the row of x with x_(j+1) flipped
-            delta = np.abs(logits[flipped, : j + 1] - logits[:, : j + 1]).max(axis=0)
-            leaks += [(i + 1, j + 1, float(d)) for i, d in enumerate(delta) if not d <= atol]
+            delta = np.abs(logits[flipped] - logits).max(axis=0)
+            leaks += [(i + 1, j + 1, float(d)) for i, d in enumerate(delta[: j + 1]) if not d <= atol]
+            uses_context = uses_context or bool((delta[j + 1:] > atol).any())
         if leaks:
             diagonal_only = all(i == j for i, j, _ in leaks)
             name = "mask_includes_diagonal" if diagonal_only else "not_autoregressive"
@@ -155,7 +158,13 @@ def judge_autoregressive(rubric: Rubric, check: Check, outcomes: dict[str, Outco
                                   f"was flipped ({len(leaks)} (output, input) pairs leak; output i may depend only "
                                   f"on x_1..x_(i-1))", expected="outputs 1..j unchanged when x_j changes",
                            got=f"output {i} depends on x_{j}", diagnosis=name, explanation=GENERIC[name])
-    return Verdict(True, "output i depends only on x_<i, for every binary input")
+        if not uses_context:
+            name = "ignores_context"
+            return Verdict(False, f"FVBN({dim}) with re-drawn parameters: no output changed when any earlier input "
+                                  "was flipped: your conditionals ignore x_<i, so this is an independent-pixel "
+                                  "model, not an FVBN", expected="some output i that depends on x_<i",
+                           got="every output constant in x", diagnosis=name, explanation=GENERIC[name])
+    return Verdict(True, "output i depends only on x_<i, and on x_<i, for every binary input")
 
 
 def judge_log_prob(rubric: Rubric, oracle, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
@@ -209,7 +218,7 @@ def chi_square_pvalue(samples: np.ndarray, log_prob: np.ndarray, min_expected: f
     return float(result.pvalue), int(keep.sum()) - 1
 
 
-def judge_sampling(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+def judge_sampling(rubric: Rubric, oracle, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     case = check.cases[0]
     value, reason = _usable(case, outcomes)
     if reason:
@@ -224,11 +233,34 @@ def judge_sampling(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -
     pvalue, dof = chi_square_pvalue(samples, log_prob)
     alpha = rubric.sampling_alpha
     if pvalue < alpha:
+        explained = _explained_by_log_prob(oracle, case, value, samples, alpha)
+        if explained:
+            return Verdict(False, explained, expected=f"p-value >= {alpha:g}", got=f"{pvalue:.3g}")
         return Verdict(False, f"{SAMPLE_N} samples of FVBN({SAMPLE_DIM}) do not follow exp(log_prob): chi-square "
                               f"p-value {pvalue:.3g} < alpha {alpha:g} ({dof} degrees of freedom)",
                        expected=f"p-value >= {alpha:g}", got=f"{pvalue:.3g}", diagnosis="sampling_mismatch",
                        explanation=GENERIC["sampling_mismatch"])
     return Verdict(True, f"chi-square p-value {pvalue:.3g} >= {alpha:g}")
+
+
+def _explained_by_log_prob(oracle, case: Case, value: dict, samples: np.ndarray, alpha: float) -> str | None:
+    """When the samples do follow forward's own conditionals (ancestral sampling is right) but
+    ``log_prob`` disagrees with the chain rule on forward, the failure is ``log_prob``'s: say so
+    rather than guess a sampling mistake. None when that is not what happened, or the oracle (the
+    kit's) cannot compute the chain rule."""
+    if not getattr(oracle, "has_chain_rule", False):
+        return None
+    forward, why = _rows(value, "forward")
+    if why:
+        return None
+    x = case.extra["forward"].astype(np.float64)
+    chain = oracle.chain_rule(x, forward.reshape(x.shape))
+    log_prob, _ = _rows(value, "log_prob")
+    if np.allclose(chain, log_prob, rtol=0, atol=1e-4) or chi_square_pvalue(samples, chain)[0] < alpha:
+        return None
+    return (f"{SAMPLE_N} samples of FVBN({SAMPLE_DIM}) do not follow exp(log_prob), but they do follow the "
+            "conditionals of forward(x): the sampler is right, and it is log_prob that disagrees with the "
+            "chain rule on forward (see log_prob_consistent)")
 
 
 def judge_reproducible(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
@@ -281,7 +313,10 @@ def build_suite(rubric: Rubric, oracle) -> Suite:
         "sampling_consistent": (judge_sampling, (sampling,), "samples follow exp(log_prob) (chi-square test)", ("interface",)),
         "sample_reproducible": (judge_reproducible, (sampling,), "sample is reproducible with a torch.Generator", ("interface",)),
     }
-    judges_with_oracle = {judge_log_prob}
+    judges_with_oracle = {judge_log_prob, judge_sampling}
+    if "log_prob_consistent" in rubric.points[FUNCTION] and not getattr(oracle, "has_chain_rule", False):
+        raise ValueError("FVBN/log_prob_consistent needs an oracle with the chain rule (the reference): "
+                         "drop it from this rubric (the kit does)")
     checks = tuple(Check(FUNCTION, name, desc, cases,
                          partial(judge, rubric, oracle) if judge in judges_with_oracle else partial(judge, rubric),
                          requires)
