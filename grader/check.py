@@ -20,11 +20,13 @@ or ``namespaces``; ``auto`` (or unset) chooses as above.
 from __future__ import annotations
 
 import argparse
+import keyword
 import os
 import shutil
 import sys
 import tempfile
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +108,44 @@ def _literal(value: np.ndarray) -> str:
                            floatmode="unique").replace("\n", "\n    ")
 
 
-def reproduce(case: Case, arg_names: tuple[str, ...], module: str) -> str:
-    """A few lines of Python that make the same call (public inputs only)."""
-    lines = ["import torch", f"from {module} import {case.function}", ""]
+@dataclass(frozen=True)
+class Origin:
+    """Where the checked code lives, as the student sees it: what the snippet imports from."""
+
+    where: str                 # where to run the snippet (a comment line)
+    file: str | None = None    # the .py to import from; None for a notebook (run in a new cell)
+
+    def import_lines(self, function: str) -> list[str]:
+        if self.file is None:
+            return []
+        module = self.file[: -len(".py")]
+        if module.isidentifier() and not keyword.iskeyword(module):
+            return [f"from {module} import {function}"]
+        # a name `import` cannot spell (my-solution.py, 2nd try.py): load the file by its path
+        return ["from runpy import run_path", f"{function} = run_path({self.file!r})[{function!r}]"]
+
+
+def origin_of(path: Path, entry: str | None) -> Origin:
+    """The real module of the checked ``path`` (not the copy the sandbox loads, which intake names
+    ``solution.py`` or ``notebook_solution.py``): a .py file's own name; a notebook has none (the
+    snippet goes in a new cell, after the cells that define the functions); a folder's or zip's
+    entry module (``entry``, as intake chose it: ``solution.py`` or its single .py)."""
+    notebook = "in a new cell of {}, after running the cells that define your functions"
+    name = path.name
+    if not path.is_dir() and path.suffix.lower() == ".ipynb":
+        return Origin(notebook.format(name))
+    if not path.is_dir() and path.suffix.lower() == ".py":
+        return Origin(f"run it in the folder that holds {name}", name)
+    if entry is None or entry == intake.NOTEBOOK_ENTRY or not entry.lower().endswith(".py"):
+        return Origin(notebook.format(f"the notebook in {name}"))
+    holder = f"{name}/" if path.is_dir() else f"the folder you zipped into {name}"
+    return Origin(f"run it in {holder} (next to {entry})", entry)
+
+
+def reproduce(case: Case, arg_names: tuple[str, ...], origin: Origin) -> str:
+    """A few lines of Python that make the same call (public inputs only), importing from the
+    file the student checked (``origin_of``)."""
+    lines = [f"# {origin.where}", "import torch", *origin.import_lines(case.function), ""]
     names = []
     for name, value in zip(arg_names, case.args):
         if isinstance(value, np.ndarray):
@@ -119,7 +156,7 @@ def reproduce(case: Case, arg_names: tuple[str, ...], module: str) -> str:
     return "\n".join(lines)
 
 
-def render(results: list[CheckResult], cases: dict[str, Case], module: str, header: str) -> str:
+def render(results: list[CheckResult], cases: dict[str, Case], origin: Origin, header: str) -> str:
     from grader.checks.formulas import SPECS
 
     out = [header, ""]
@@ -146,7 +183,7 @@ def render(results: list[CheckResult], cases: dict[str, Case], module: str, head
         case = cases.get((c.hidden or {}).get("case", ""))
         if case is not None and case.kind == "function" and c.function in SPECS and \
                 not c.message.startswith("not credited"):
-            out += ["  reproduce it:", textwrap.indent(reproduce(case, SPECS[c.function].arg_names, module), "    ")]
+            out += ["  reproduce it:", textwrap.indent(reproduce(case, SPECS[c.function].arg_names, origin), "    ")]
     passed = sum(r.passed for r in results)
     total = sum(r.score for r in results)
     top = sum(r.max_score for r in results)
@@ -194,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         header += f"\nstatus: {result.status}: {result.message}"
     for note in result.submission.get("notes", []):
         header += f"\nnote: {note}"
-    module = (sub.entry or "solution.py").rsplit(".", 1)[0]
-    print(render(result.checks, cases, module, header))
+    print(render(result.checks, cases, origin_of(path, sub.entry), header))
     if result.status in ("load_error", "conflict"):
         return 2
     return 0 if all(c.passed for c in result.checks) else 1

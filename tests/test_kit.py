@@ -89,5 +89,6 @@ def test_self_check_in_a_fresh_venv_explains_a_wrong_solution(kit, kit_venv):
     out = proc.stdout
     assert "Likely mistake (logvar_as_std)" in out
     assert "_____ reparameterize :: value _____" in out
-    assert "reproduce it:" in out and "from solution import reparameterize" in out
+    assert "reproduce it:" in out and "from mia_logvar_as_std import reparameterize" in out
+    assert "# run it in the folder that holds mia_logvar_as_std.py" in out and "from solution import" not in out
     assert "reparameterize               FFFFF" in out
