@@ -20,7 +20,7 @@ Per generated script the test checks that ``_run_on``
 4. grades the NEXT submission on the same fake exactly as a fresh fake grades it alone.
 
 Hand-written cases follow (the [0, 2**64] array, another session's frame, data after ``done``,
-each unexpected stream state), then the KNOWN GAPS the fuzz found, as strict xfails.
+each unexpected stream state), then regression tests of the gaps the fuzz found in pool.py.
 GRADER_FUZZ_EXAMPLES=N runs N random (not the fixed) examples per scenario shape.
 """
 from __future__ import annotations
@@ -443,7 +443,7 @@ end_specs = st.fixed_dictionaries({}, optional={
     "tampering": st.lists(nasty_text | st.integers(), max_size=3) | st.sampled_from(
         [["t"] * 50, "builtins", None]),
     "load_fallback": st.sampled_from([None, ["timeout", "took long"], ["crashed", "oom"], ["ok", "x"], "timeout",
-                                      ["timeout", 5], ["timeout", "m", "x"]]),  # ["crashed", "\udcff"]: see KNOWN GAPS
+                                      ["timeout", 5], ["timeout", "m", "x"], ["crashed", "\udcff"]]),
 })
 done_specs = st.fixed_dictionaries({}, optional={
     "exit": st.sampled_from([0, 9, "x", None]),
@@ -791,24 +791,18 @@ def test_done_without_end_is_a_sandbox_error_without_restart(pool, fake, tmp_pat
     assert_next_run_clean(pool, fake, tmp_path, restarts=0)
 
 
-# ------------------------------------------------------------------------------- KNOWN GAPS
-# Found by this fuzz (pool.py as of this file's commit); each is a strict xfail, so the fix makes
-# it fail as XPASS: then drop the marker (and add ["crashed", "\udcff"] back to ``end_specs``).
+# ------------------------------------------------------------------------- gaps the fuzz found
+# Each was a failure of pool.py when this file was written (now fixed): kept as regression tests.
 def _one_run(pool, fake, tmp_path, frames):
     return submit(pool, fake, tmp_path, GROUPS, lambda request: frames(request["session"]))
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN GAP 1: the end frame's load_fallback message is not "
-                   "clean_text'ed: a lone surrogate reaches SandboxResult.load_fallback")
 def test_load_fallback_message_is_valid_text(pool, fake, tmp_path):
     result = _one_run(pool, fake, tmp_path,
                       lambda s: [end_frame(s, load_fallback=["crashed", "\udcff"]), done_frame(s)])
     check_well_formed(result, ["c0", "c1"])
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN GAP 2: an integer duration_s past float range "
-                   "(10**400) raises OverflowError in _call_result: the whole run is a sandbox_error "
-                   "instead of that call's duration being 0.0")
 def test_huge_integer_duration_fails_nothing(pool, fake, tmp_path):
     result = _one_run(pool, fake, tmp_path, lambda s: [
         call_frame(s, "c0", {"v": 1.0}, duration=10**400), call_frame(s, "c1", {"v": 2.0}),
@@ -819,8 +813,6 @@ def test_huge_integer_duration_fails_nothing(pool, fake, tmp_path):
 
 
 @pytest.mark.parametrize("status", ["pwned", None, 5])
-@pytest.mark.xfail(strict=True, reason="KNOWN GAP 3: an end frame's status outside RUN_STATUSES is "
-                   "passed through as the run's status (str() of it)")
 def test_unknown_run_status_is_not_passed_through(status, pool, fake, tmp_path):
     result = _one_run(pool, fake, tmp_path, lambda s: [end_frame(s, status=status), done_frame(s)])
     assert result.status in RUN_STATUSES, result.status

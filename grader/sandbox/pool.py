@@ -32,8 +32,8 @@ from grader.sandbox import protocol
 from grader.sandbox.job import PROJECT_ROOT
 from grader.sandbox.limits import Limits
 from grader.sandbox.namespaces import isolation_available
-from grader.sandbox.results import (UNSANDBOXED_WARNING, CallResult, SandboxResult,  # noqa: F401 - re-exported
-                                    load_fallback, suspected_tampering)
+from grader.sandbox.results import (RUN_STATUSES, UNSANDBOXED_WARNING, CallResult,  # noqa: F401 - re-exported
+                                    SandboxResult, load_fallback, suspected_tampering)
 
 START_S = 120.0  # a zygote importing torch on a busy machine
 OUTER_SLACK_S = 30.0  # the grader's own deadline, on top of the supervisor's
@@ -236,7 +236,10 @@ class SandboxPool:
                 result.calls[call_id] = _call_result(message)
             elif kind == "end" and not end_seen:
                 end_seen = True
-                result.status = clean_text(message.get("status"), 40)
+                status = message.get("status")
+                if status not in RUN_STATUSES:
+                    raise StreamError(f"an end frame with the unknown status {clean_text(status, 40)!r}")
+                result.status = status
                 result.message = clean_text(message.get("message", ""), MESSAGE_CHARS)
                 result.notes.extend(_notes(message.get("notes")))
                 result.load_fallback = load_fallback(message.get("load_fallback"))
@@ -283,7 +286,7 @@ def _call_result(message: dict) -> CallResult:
     call_id = str(message.get("id"))
     status = message.get("status")
     duration = message.get("duration_s")
-    duration = float(duration) if type(duration) in (int, float) and math.isfinite(duration) else 0.0
+    duration = float(duration) if type(duration) is float and math.isfinite(duration) else 0.0
     if status not in ("ok", "error", "timeout", "crashed", "not_run"):
         return CallResult(call_id, "crashed", None, f"malformed outcome {clean_text(status, 40)!r} from the sandbox",
                           duration)

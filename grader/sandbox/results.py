@@ -1,6 +1,7 @@
 """What a sandbox run gives back to the grader: plain data, validated, never student objects."""
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ NOT_RUN_REASONS = {
     "crashed": "loading the module crashed the sandbox",
 }
 CALL_STATUSES = ("ok", "error", "timeout", "crashed", "not_run")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 RUN_STATUSES = ("ok", "load_error", "timeout", "crashed", "sandbox_error")
 
 #: The first note of every run without namespaces (``SandboxPool(isolation="none")``); here, not
@@ -67,7 +69,7 @@ def load_fallback(value: object) -> tuple[str, str] | None:
     """A ``fallback`` field as the sandbox sent it, validated: ``(status, message)`` or None."""
     if (isinstance(value, list) and len(value) == 2 and value[0] in ("timeout", "crashed")
             and isinstance(value[1], str)):
-        return value[0], value[1][:1000]
+        return value[0], _SURROGATES.sub("\ufffd", value[1][:1000])
     return None
 
 
