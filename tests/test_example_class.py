@@ -1,5 +1,6 @@
-"""The example class, graded end to end through the CLI and the sandbox: every outcome as intended
-(see submissions/README.md), byte-identical reruns with any number of workers, resume after a kill."""
+"""The example class, graded end to end through the CLI and the sandbox: every outcome as recorded
+in submissions/expected.toml (and the README's tables as generated from it or agreeing with it),
+byte-identical reruns with any number of workers, resume after a kill."""
 from __future__ import annotations
 
 import json
@@ -13,50 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from grader.examples import (BEGIN, END, EXPECTED_TOML, README, FunctionOutcome, graded_outcome, load_expected,
+                             outcome_table)
 from grader.rubric import load_rubric
-from grader.scoring import points_str
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASS = ROOT / "submissions"
 
-# student: (status, total, {function: diagnosis expected on its failed `value`-like check})
-EXPECTED = {
-    "alice_logsigmoid": ("ok", "90", {}),
-    "bob_bce": ("ok", "90", {}),
-    "carol_distributions": ("ok", "90", {}),
-    "dan_softplus": ("ok", "90", {}),
-    "erin_loops_float64": ("ok", "90", {}),
-    "frank_notebook": ("ok", "90", {}),
-    "grace_zip": ("ok", "90", {}),
-    # train_gan: the loop is right (the probe passes) but the logged losses are 2x (B x) the contract's
-    "henry_missing_half": ("ok", "67", {"discriminator_loss": "missing_half", "generator_loss": "missing_half",
-                                        "train_gan": "losses_scaled"}),
-    "ivy_sign_flip": ("ok", "74", {"gaussian_kl": "sign_flip", "elbo": "plus_kl"}),
-    "jack_sum_not_mean": ("ok", "67", {"discriminator_loss": "sum_instead_of_mean",
-                                       "generator_loss": "sum_instead_of_mean", "train_gan": "losses_scaled"}),
-    # train_gan: the squashed losses move the networks otherwise and the samples miss the ring: 0 of 10
-    "kate_probs_as_logits": ("ok", "26", {"discriminator_loss": "sigmoid_applied_twice",
-                                          "bernoulli_log_likelihood": "sigmoid_applied_twice",
-                                          "train_gan": "update_rule_differs"}),
-    "leo_unstable": ("ok", "80.5", {"discriminator_loss": "unstable_log_sigmoid",
-                                    "bernoulli_log_likelihood": "unstable_log_sigmoid"}),
-    "mia_logvar_as_std": ("ok", "68", {"reparameterize": "logvar_as_std", "gaussian_kl": "logvar_as_log_std"}),
-    "noah_concat_bce": ("ok", "88", {"discriminator_loss": "concatenated_batches"}),
-    "olivia_fvbn_leak": ("ok", "78", {"FVBN": "mask_includes_diagonal"}),
-    "paul_kind_ignored": ("ok", "87", {"generator_loss": "kind_ignored"}),
-    "quinn_inplace": ("ok", "86", {"discriminator_loss": "modified_input"}),
-    "rita_template": ("load_error", "0", {}),
-    "sam_syntax_error": ("load_error", "0", {}),
-    "tom_unavailable_import": ("load_error", "0", {}),
-    "uma_hang": ("timeout", "82", {}),
-    "victor_memory_hog": ("ok", "82", {}),
-    "wendy_output_flood": ("ok", "90", {}),
-    "xavier_reads_reference": ("ok", "29", {"discriminator_loss": "missing_half", "train_gan": "losses_scaled"}),
-}
-# written-answer entries (see submissions/README.md): alice's code, so full marks on code
-FULL = points_str(load_rubric().max_score())
-EXPECTED.update({student: ("ok", FULL, {}) for student in (
-    "nina_docstring", "yara_answers", "yves_html_injection", "zack_copied", "zoe_misheaded")})
+# every entry's intended outcome (status, total, points and named mistakes per function), as data
+EXPECTED = load_expected()
+RUBRIC = load_rubric()
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -113,18 +80,72 @@ def graded(tmp_path_factory) -> Path:
 
 
 def test_every_student_has_the_intended_outcome(graded):
+    """Every entry of expected.toml: status, total, and per function its points and the distinct
+    diagnoses of its failed checks (a function the file does not list: full points, none named)."""
     results = load_results(graded)
     assert sorted(results) == sorted(EXPECTED)
-    for student, (status, score, diagnoses) in EXPECTED.items():
-        r = results[student]
-        assert (r["status"], r["score"]) == (status, score), (student, r["message"])
-        found = {}
-        for c in r["checks"]:
-            if not c["passed"] and c["diagnosis"] and c["function"] not in found:
-                found[c["function"]] = c["diagnosis"]
-        for function, diagnosis in diagnoses.items():
-            named = {c["diagnosis"] for c in r["checks"] if c["function"] == function and not c["passed"]}
-            assert diagnosis in named, (student, function, named)
+    wrong = []
+    for student, want in EXPECTED.items():
+        got = graded_outcome(results[student], RUBRIC)
+        if (got.status, got.total) != (want.status, want.total):
+            wrong.append(f"{student}: status, total {got.status}, {got.total}; expected {want.status}, "
+                         f"{want.total} ({results[student]['message'][:200]})")
+        for fn, expected in want.functions.items():
+            actual = got.functions[fn]
+            if (actual.points, actual.mistakes) != (expected.points, expected.mistakes):
+                wrong.append(f"{student} {fn}: points {actual.points}, mistakes {list(actual.mistakes)}; "
+                             f"expected {expected.points}, {list(expected.mistakes)}")
+    assert not wrong, "graded outcomes differ from submissions/expected.toml:\n" + "\n".join(wrong)
+
+
+def test_expected_toml_is_read_strictly(tmp_path):
+    """A total that is not the sum of its functions, or an unknown function or key, is an error
+    (so a typo cannot turn an entry into "full marks")."""
+    entry = '[henry]\nstatus = "ok"\ntotal = "{}"\nfunctions.{} = {{ {} = "0", mistakes = ["missing_half"] }}\n'
+    path = tmp_path / "expected.toml"
+    path.write_text(entry.format("78", "discriminator_loss", "points"), "utf-8")
+    henry = load_expected(path, RUBRIC)["henry"]
+    assert henry.functions["discriminator_loss"] == FunctionOutcome("0", ("missing_half",))
+    assert henry.functions["elbo"] == FunctionOutcome("8", ())
+    for total, function, key, why in (("90", "discriminator_loss", "points", "add up to 78"),
+                                      ("78", "discriminator_los", "points", "unknown"),
+                                      ("78", "discriminator_loss", "pionts", "unknown")):
+        path.write_text(entry.format(total, function, key), "utf-8")
+        with pytest.raises(ValueError, match=why):
+            load_expected(path, RUBRIC)
+
+
+def test_readme_outcome_table_is_the_one_generated_from_expected_toml():
+    readme = README.read_text("utf-8")
+    block = readme[readme.index(BEGIN) + len(BEGIN):readme.index(END)]
+    assert block.strip() == outcome_table(EXPECTED, RUBRIC).strip(), \
+        "submissions/README.md is out of date: run python -m grader.examples --write"
+
+
+def _readme_status_rows() -> dict[str, list[str]]:
+    """Every hand-written table row of submissions/README.md with a status column: student ->
+    the statuses given for it (an entry's name without its extension or trailing slash)."""
+    readme = README.read_text("utf-8")
+    hand_written = readme[:readme.index(BEGIN)] + readme[readme.index(END):]
+    found: dict[str, list[str]] = {}
+    column = None
+    for line in hand_written.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
+        if cells is None:
+            column = None
+        elif column is None:
+            column = cells.index("status") if "status" in cells else -1
+        elif column >= 0 and cells[0].startswith("`"):
+            name = cells[0].strip("`").rstrip("/").removesuffix(".py").removesuffix(".ipynb").removesuffix(".zip")
+            found.setdefault(name, []).append(cells[column].strip("*"))
+    return found
+
+
+def test_readme_status_columns_agree_with_expected_toml():
+    rows = _readme_status_rows()
+    assert sorted(rows) == sorted(EXPECTED), "every entry, and only those, in one of the README's tables"
+    for student, statuses in rows.items():
+        assert set(statuses) == {EXPECTED[student].status}, (student, statuses, str(EXPECTED_TOML))
 
 
 def test_load_errors_say_why(graded):
@@ -133,7 +154,9 @@ def test_load_errors_say_why(graded):
     assert "unavailable import" in results["tom_unavailable_import"]["message"]
     assert "'jax'" in results["tom_unavailable_import"]["message"]
     assert "untouched template" in results["rita_template"]["message"]
-    assert "gaussian_kl" in results["uma_hang"]["message"]
+    assert results["uma_hang"]["message"].startswith("Ran out of time in: gaussian_kl (other functions were graded)")
+    uma = (graded / "feedback" / "uma_hang.md").read_text("utf-8")   # the calls after the one that hung
+    assert "not run: call gaussian_kl/value/0 of its group timed out" in uma and "not run: not run" not in uma
 
 
 def test_hostile_examples_are_contained(graded):
@@ -224,7 +247,8 @@ def test_ta_marks_merge_into_every_output_reproducibly(tmp_path):
         "nobody,Q1,1,who?\n", "utf-8")
     merged = grade(small, out, "--workers", "2")
     assert "reused 2 earlier result(s)" in merged.stdout          # automatic results not recomputed
-    assert "unknown student" in merged.stdout or "nobody" in (out / "written" / "problems.txt").read_text("utf-8")
+    assert "unknown student 'nobody'" in (out / "written" / "problems.txt").read_text("utf-8")
+    assert f"problem(s) (all in {out}/written/problems.txt)" in merged.stdout
     after = load_results(out)
     alice_q1 = next(c for c in after["alice_logsigmoid"]["checks"] if c["function"] == "written" and c["name"] == "Q1")
     assert alice_q1["score"] == "4"
