@@ -20,7 +20,9 @@ ROOT = PACKAGE.parent
 #: The grader modules a student needs to check their work; nothing else is copied.
 KIT_MODULES = (
     "__init__.py", "atomic.py", "check.py", "compare.py", "diagnoses.py", "escape.py", "filenames.py",
-    "intake.py", "oracle.py", "seeds.py",
+    "intake/__init__.py", "intake/cells.py", "intake/discovery.py", "intake/folders.py", "intake/model.py",
+    "intake/notebooks.py", "intake/safe.py", "intake/workdirs.py", "intake/zips.py",
+    "oracle.py", "seeds.py",
     "reports.py", "results.py", "rubric.py", "run.py", "scoring.py", "table_oracle.py",
     "checks/__init__.py", "checks/base.py", "checks/formulas.py", "checks/fvbn.py",
 )

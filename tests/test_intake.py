@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import stat
 import unicodedata
@@ -34,9 +35,9 @@ SOLUTION = "def elbo(x):\n    raise NotImplementedError\n"
 @pytest.fixture(autouse=True, params=[True, False], ids=["dir_fd", "paths"])
 def folder_access(request, monkeypatch):
     """Every test twice: folders read through file descriptors (POSIX) and by path (Windows)."""
-    from grader import intake
+    from grader.intake import safe
 
-    monkeypatch.setattr(intake, "DIR_FD", request.param)
+    monkeypatch.setattr(safe, "DIR_FD", request.param)
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,3 +534,20 @@ def test_prepare_twice_replaces_the_workdir(tmp_path):
     second, _ = prepare(class_dir, tmp_path / "work")
     assert second[0].workdir == first[0].workdir
     assert set(tree(second[0].workdir)) == {"solution.py"}
+
+
+def test_the_cell_marker_has_one_home():
+    """The marker written before each notebook cell is derived from the loader's pattern, and both
+    the loader (cell positions) and the written answers' extraction read it back."""
+    from grader.intake import cells
+    from grader.sandbox import loader
+    from grader.written import extract
+
+    assert cells.CELL_MARKER_RE is loader.CELL_MARKER_RE is extract.CODE_CELL_RE
+    assert cells.cell_marker(7) == "# %% cell 7" and cells.cell_number("# %% cell 7  ") == 7
+    assert cells.cell_number("# %% cell x") is None
+    python, _, _ = convert_notebook(notebook(("code", "x = 1"), ("markdown", "m"), ("code", "y = (\n")))
+    assert loader.describe_line(python, python.split("\n").index(cells.cell_marker(3)) + 2) == "cell 3, line 1"
+    for path in Path(cells.__file__).parent.parent.rglob("*.py"):   # no other spelling of the marker in the grader
+        if path.name not in ("cells.py", "loader.py"):
+            assert not re.search(r"%% cell \{|%% cell \(\\\\d|%% cell \(\\d", path.read_text("utf-8")), path

@@ -25,10 +25,10 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.intake import NOTEBOOK_ENTRY, NOTEBOOK_MARKDOWN
+from grader.intake.cells import CELL_MARKER_RE as CODE_CELL_RE
 from grader.written.questions import Questions
 
-NOTEBOOK_ENTRY = "notebook_solution.py"       # grader.intake.NOTEBOOK_ENTRY
-NOTEBOOK_MARKDOWN = "notebook_markdown.md"    # grader.intake.NOTEBOOK_MARKDOWN
 ANSWER_FILES = ("ANSWERS.md", "answers.md")   # beside the code, in this order of preference
 MAX_FILE_BYTES = 2 * 1024 * 1024              # read at most this much of any one file
 MAX_ANSWER_CHARS = 20_000                     # longer answers are cut (and flagged)
@@ -56,7 +56,6 @@ LOOSE_RE = re.compile(
 HASH_HEADING_RE = re.compile(r"^ {0,3}(#{1,6})(?:\s|$)")
 FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 CELL_COMMENT_RE = re.compile(r"^<!-- cell (\d+) -->$")
-CODE_CELL_RE = re.compile(r"^# %% cell (\d+)$")
 SEPARATORS = ".:)]-\u2013\u2014"
 PLACEHOLDER_RE = re.compile(r"<!--.{0,5000}?-->|\b(?:todo|tbd|your answer here|answer here|write your answer here)\b"
                             r"|\.\.\.|\u2026", re.IGNORECASE | re.DOTALL)
