@@ -3,7 +3,7 @@
     python benchmarks/workhouse_calibration.py [--correct-runs 150] [--mistake-runs 40] [--workers 2] \
         [--out benchmarks/WORKHOUSE.md]
 
-Every run grades one loop of ``benchmarks/workhouse_variants.py`` exactly as the grader does
+Every run grades one loop of ``tests/workhouse_loops.py`` exactly as the grader does
 (``grader.checks.workhouse.build_suite``, the calls executed in-process by
 ``grader.sandbox.calls.execute_call``, then ``judge_suite`` and ``score_suite``), except that the
 rubric's seed is replaced by a fresh one per run. The grading seed is fixed, but across a class
@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))   # the trusted loops: tests/workhouse_loops.py
 
 SEED_BASE = 900_000_000   # calibration rubric seeds: SEED_BASE + run index (never the grading seed)
 
@@ -56,7 +57,7 @@ class _Outcome:
 
 def grade_loop(kind: str, style: str, run: int) -> dict:
     """Grade one trusted loop with the rubric's seed replaced by ``SEED_BASE + run``."""
-    from benchmarks.workhouse_variants import CORRECT, MISTAKES
+    from workhouse_loops import CORRECT, MISTAKES
     from grader.checks import workhouse
     from grader.rubric import load_rubric
     from grader.sandbox.calls import execute_call
@@ -107,7 +108,7 @@ def wilson_upper(failures: int, n: int, z: float = 1.96) -> float:
 
 
 def report(records: list[dict], args: argparse.Namespace, wall_s: float) -> str:
-    from benchmarks.workhouse_variants import CORRECT, MISTAKES
+    from workhouse_loops import CORRECT, MISTAKES
     from grader.checks import workhouse
     from grader.rubric import load_rubric
     from reference.train import device_name, versions
@@ -119,7 +120,7 @@ def report(records: list[dict], args: argparse.Namespace, wall_s: float) -> str:
     stats = workhouse.reference_stats(settings)
     region = workhouse.acceptance_region(stats, settings)
     graded = set(rubric.points[workhouse.FUNCTION])
-    older = Counter(r.get("rubric_version", "2026.11-2") for r in records if r.get("rubric_version") != rubric.version)
+    older = Counter(r.get("rubric_version", "?") for r in records if r.get("rubric_version") != rubric.version)
     for r in records:  # records of an older rubric: only the checks this one still has
         r["failed"] = [c for c in r["failed"] if c in graded]
     by_style: dict[tuple[str, str], list[dict]] = {}
@@ -132,14 +133,11 @@ def report(records: list[dict], args: argparse.Namespace, wall_s: float) -> str:
              f" on {device_name(torch.device('cpu'))}, {platform.python_version()}, torch "
              f"{versions()['torch']}; {len(records)} graded runs in {wall_s / 60:.1f} min "
              f"({args.workers} processes, one thread each).", "",
-             "Each run grades one trusted loop (`benchmarks/workhouse_variants.py`) exactly as the grader does, "
+             "Each run grades one trusted loop (`tests/workhouse_loops.py`) exactly as the grader does, "
              "with the rubric's seed replaced by a fresh one (fresh initial weights, `rng`, evaluation and probe "
              "seeds): across a class, every correct loop meets what amounts to a fresh seed.", "",
              *([f"Runs graded under an earlier rubric ({', '.join(f'{v}: {n} runs' for v, n in older.items())}) "
-                f"are kept: rubric {rubric.version} only took the points of `modes_covered` (whose acceptance "
-                "region, >= -1, never failed a run) and gave them to `ring_distance`, which every other check "
-                "already builds on, so each of those runs gets the same verdict and score under this rubric; "
-                "the tables leave `modes_covered` out of their lists.", ""] if older else []),
+                "are mixed in: their verdicts are those of that rubric.", ""] if older else []),
              "## Budget and acceptance region", "",
              f"- budget (`[workhouse]` in `grader/rubric.toml`): {settings.steps} steps, batch {settings.batch_size}, "
              f"lr {settings.lr:g}; probe {settings.probe_steps} steps, tolerance {settings.probe_tolerance:g}",
@@ -158,7 +156,8 @@ def report(records: list[dict], args: argparse.Namespace, wall_s: float) -> str:
     lines.insert(lines.index("## Correct loops: full marks (required: >= 98 %)") + 1, "")
     lines.insert(lines.index("## Correct loops: full marks (required: >= 98 %)") + 2,
                  "A check is *not credited* when it failed or when a check it builds on failed (every check "
-                 "but `ring_distance` builds on `ring_distance` and `trains`).")
+                 "but `ring_distance` builds on `ring_distance`, every check but `trains` and `ring_distance` on "
+                 "`trains`).")
     for style in CORRECT:
         rs = by_style.get(("correct", style), [])
         full = sum(r["full"] for r in rs)
@@ -254,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sandbox-results", type=Path, default=None,
                    help="an output folder of `python -m grader CLASS --out DIR`: adds the sandboxed call times")
     args = p.parse_args(argv)
-    from benchmarks.workhouse_variants import CORRECT, MISTAKES
+    from workhouse_loops import CORRECT, MISTAKES
 
     jsonl = args.jsonl or Path("/tmp") / "workhouse_calibration.jsonl"
     started = time.perf_counter()

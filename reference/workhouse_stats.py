@@ -15,8 +15,15 @@ training. Seed ``s`` trains ``reference.workhouse.train_gan`` deterministically:
 * evaluation: ``evaluate(generator, EVAL_SEED + s)``: ``EVAL_SAMPLES`` generated points (computed
   in float64) and ``reference.metrics.ring_statistics`` with that same generator.
 
-Metrics per seed: ``modes_covered``, ``high_quality_fraction``, ``ring_distance`` and the late
-losses ``late_d_loss`` / ``late_g_loss`` (means over the last ``LATE_FRACTION`` of the steps). The
+Metrics per seed: ``modes_covered``, ``high_quality_fraction``, ``ring_distance``; the late
+losses ``late_d_loss`` / ``late_g_loss`` (means over the last ``LATE_FRACTION`` of the steps); the
+contract's losses at the trained weights, computed as the grader computes them
+(``network_losses``: ``LOSS_ROWS`` data rows and as many z drawn from ``LOSS_SEED + s``, float64)
+``final_d_loss`` / ``final_g_loss``, and the ratios ``d_loss_agreement`` = late_d_loss /
+final_d_loss, ``g_loss_agreement`` likewise (how far the reported late losses of a correct loop
+are from the losses of the networks it returns); and ``generator_moved`` /
+``discriminator_moved``: the smallest relative change ``|w - w0| / |w0|`` of any ``state_dict``
+entry (``moved``: every layer of a correct loop's networks trains). The
 output (default ``reference/stats/workhouse_ring_cpu.json``) has ``reference.train``'s layout:
 every seed's value with mean, std, min and max, the settings, versions and CPU times.
 """
@@ -48,7 +55,11 @@ EVAL_SAMPLES = 2000
 LATE_FRACTION = 0.25
 DEFAULT_OUT = STATS_DIR / "workhouse_ring_cpu.json"
 RUBRIC = Path(__file__).resolve().parent.parent / "grader" / "rubric.toml"
-METRICS = ("modes_covered", "high_quality_fraction", "ring_distance", "late_d_loss", "late_g_loss")
+LOSS_SEED = 3_000_000
+LOSS_ROWS = 4096
+METRICS = ("modes_covered", "high_quality_fraction", "ring_distance", "late_d_loss", "late_g_loss",
+           "final_d_loss", "final_g_loss", "d_loss_agreement", "g_loss_agreement", "generator_moved",
+           "discriminator_moved")
 
 
 _INIT_LOCK = threading.Lock()
@@ -74,6 +85,35 @@ def late_mean(values, fraction: float = LATE_FRACTION) -> float:
     return float(arr[-tail:].mean())
 
 
+def moved(after: dict, before: dict) -> float:
+    """The smallest relative change ``|w - w0| / |w0|`` over the entries of ``before`` (a
+    ``state_dict`` as tensors or arrays; an entry that was all zeros counts by ``|w - w0|``)."""
+    out = float("inf")
+    for name, w0 in before.items():
+        w0 = np.asarray(w0, dtype=np.float64)
+        w = np.asarray(after[name], dtype=np.float64)
+        scale = float(np.linalg.norm(w0)) or 1.0
+        out = min(out, float(np.linalg.norm(w - w0)) / scale)
+    return out
+
+
+@torch.no_grad()
+def network_losses(generator: nn.Module, discriminator: nn.Module, data: Tensor, seed: int,
+                   n: int = LOSS_ROWS) -> tuple[float, float]:
+    """The contract's ``discriminator_loss`` and non-saturating ``generator_loss`` of the networks
+    as they are, on ``n`` rows of ``data`` and ``n`` z drawn with ``Generator().manual_seed(seed)``
+    (in float64, on copies): the grader's own measurement of the losses a loop reports."""
+    from reference.formulas import discriminator_loss, generator_loss
+
+    rng = torch.Generator().manual_seed(seed)
+    rows = torch.randint(0, data.shape[0], (n,), generator=rng)
+    z = torch.randn(n, GAN_CONFIGS[CONFIG].latent_dim, generator=rng, dtype=torch.float64)
+    g, d = copy.deepcopy(generator).double(), copy.deepcopy(discriminator).double()
+    fake_logits = d(g(z))
+    return (float(discriminator_loss(d(data[rows].to(torch.float64)), fake_logits)),
+            float(generator_loss(fake_logits, kind="non_saturating")))
+
+
 @torch.no_grad()
 def generate(generator: nn.Module, eval_seed: int, n: int = EVAL_SAMPLES) -> tuple[Tensor, torch.Generator]:
     """``n`` samples of ``generator`` in float64 from z drawn with ``Generator().manual_seed(eval_seed)``;
@@ -96,11 +136,19 @@ def run_seed(seed: int, *, steps: int, batch_size: int, lr: float, loop=train_ga
              data: Tensor | None = None) -> dict[str, float]:
     """Train ``loop`` (the reference workhouse by default) from ``seed``; its metrics as floats."""
     generator, discriminator = ring_networks(seed)
+    before = {"g": {k: v.clone() for k, v in generator.state_dict().items()},
+              "d": {k: v.clone() for k, v in discriminator.state_dict().items()}}
+    data = ring_data() if data is None else data
     rng = torch.Generator().manual_seed(seed)
-    history = loop(generator, discriminator, ring_data() if data is None else data, steps=steps,
+    history = loop(generator, discriminator, data, steps=steps,
                    batch_size=batch_size, lr=lr, latent_dim=GAN_CONFIGS[CONFIG].latent_dim, rng=rng)
     _, stats = evaluate(generator, EVAL_SEED + seed)
-    return {**stats, "late_d_loss": late_mean(history["d_loss"]), "late_g_loss": late_mean(history["g_loss"])}
+    late_d, late_g = late_mean(history["d_loss"]), late_mean(history["g_loss"])
+    final_d, final_g = network_losses(generator, discriminator, data, LOSS_SEED + seed)
+    return {**stats, "late_d_loss": late_d, "late_g_loss": late_g, "final_d_loss": final_d, "final_g_loss": final_g,
+            "d_loss_agreement": late_d / final_d, "g_loss_agreement": late_g / final_g,
+            "generator_moved": moved(generator.state_dict(), before["g"]),
+            "discriminator_moved": moved(discriminator.state_dict(), before["d"])}
 
 
 def rubric_budget(path: Path = RUBRIC) -> dict:
@@ -159,6 +207,8 @@ def main(argv: list[str] | None = None) -> Path:
         "eval_samples": EVAL_SAMPLES,
         "eval_seed": f"{EVAL_SEED} + seed",
         "late_fraction": LATE_FRACTION,
+        "loss_seed": f"{LOSS_SEED} + seed",
+        "loss_rows": LOSS_ROWS,
         "metrics": {name: summarise([s[name] for s in per_seed]) for name in METRICS},
         "wall_time_s": {"total": time.perf_counter() - start},
         "cpu_time_s": {"total": float(sum(cpu)), "per_seed": cpu},

@@ -2,7 +2,7 @@
 outcomes, trusted loops run in-process (correct styles pass, each classic mistake is caught and
 named), the picture, and one sandboxed end-to-end run.
 
-Every loop run in this process is our own (``benchmarks/workhouse_variants.py``, the reference);
+Every loop run in this process is our own (``tests/workhouse_loops.py``, the reference);
 the end-to-end test writes its submissions into a temporary folder and runs them only through
 ``SandboxPool``.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.workhouse_variants import CORRECT, MISTAKES
 from engine_helpers import FakeOutcome, run_trusted
+from workhouse_loops import CORRECT, MISTAKES
 from grader.checks import workhouse
 from grader.checks.base import Suite
 from grader.rubric import DEFAULT_RUBRIC as ROOT_RUBRIC
@@ -54,7 +54,9 @@ def test_the_committed_statistics_match_the_rubrics_budget():
     stats = workhouse.reference_stats(SETTINGS)
     assert (stats["steps"], stats["batch_size"], stats["lr"]) == SETTINGS.budget
     assert len(stats["seeds"]) >= 20
-    for name in ("modes_covered", "high_quality_fraction", "ring_distance", "late_d_loss", "late_g_loss"):  # all kept
+    for name in ("modes_covered", "high_quality_fraction", "ring_distance", "late_d_loss", "late_g_loss",
+                 "final_d_loss", "final_g_loss", "d_loss_agreement", "g_loss_agreement", "generator_moved",
+                 "discriminator_moved"):
         assert len(stats["metrics"][name]["values"]) == len(stats["seeds"])
     assert RUBRIC.max_score("train_gan") == 10
     assert [c.name for c in SUITE.checks] == list(RUBRIC.points["train_gan"])
@@ -72,11 +74,16 @@ def test_settings_come_from_the_rubric_in_use(tmp_path):
         workhouse.build_suite(load_rubric(bare))
 
 
-def test_modes_covered_is_reported_but_not_graded():
-    assert "modes_covered" not in RUBRIC.points["train_gan"]
-    assert "modes_covered" not in {name for name, _, _ in SETTINGS.region}
-    note = workhouse.modes_note({"modes_covered": 5.0}, workhouse.reference_stats(SETTINGS))
+def test_modes_covered_and_sample_quality_are_reported_but_not_graded():
+    """Neither can fail for a mistake without failing correct loops: the high-quality fraction of
+    correct runs goes down to 1 sample in 2000 (benchmarks/WORKHOUSE.md)."""
+    for name in ("modes_covered", "sample_quality", "high_quality_fraction"):
+        assert name not in RUBRIC.points["train_gan"]
+        assert name not in {n for n, _, _ in SETTINGS.region}
+    assert "sample_quality" not in CHECKS
+    note = workhouse.modes_note({"modes_covered": 5.0, "high_quality_fraction": 0.1}, workhouse.reference_stats(SETTINGS))
     assert note.startswith("modes covered: 5 of 8") and "not graded" in note
+    assert "within 3 std of a mode: 0.1 " in note
 
 
 STATS = {"seeds": [0, 1, 2], "metrics": {"m": {"values": [2.0, 4.0, 8.0]}}}
@@ -150,12 +157,16 @@ def test_overlong_histories_and_odd_state_dicts_are_reported_not_shipped():
 
 
 # ----------------------------------------------------------------------- judges, synthetic outcomes
-def outcome_value(generator=None, discriminator=None, d_loss=None, g_loss=None, returned="builtins.dict"):
-    """What the sandbox reports, built by hand: the initial weights moved a little, typical losses."""
+def outcome_value(generator=None, discriminator=None, d_loss=None, g_loss=None, returned="builtins.dict",
+                  trained=None):
+    """What the sandbox reports, built by hand: typical losses, and the initial weights moved by 0.1
+    (or, with ``trained``, the weights of that real run)."""
     rng = np.random.default_rng(0)
 
     def moved(which):
-        return {k: v + 1e-3 for k, v in workhouse.initial_state(MAIN, which).items()}
+        if trained is not None:
+            return trained[which]["state"]
+        return {k: v + 0.1 for k, v in workhouse.initial_state(MAIN, which).items()}
 
     def hist(values):
         values = np.asarray(values, dtype=np.float64)
@@ -178,6 +189,21 @@ def test_trains_names_the_network_that_never_moved():
     assert judge("trains", outcome_value()).passed
 
 
+@pytest.mark.parametrize("which, entry", [("generator", "net.0.weight"), ("discriminator", "net.4.bias"),
+                                          ("discriminator", "net.2.weight")])
+def test_trains_fails_when_one_weight_changed_or_one_layer_never_trained(which, entry):
+    """A single weight changed used to pass; every state_dict entry must move as a correct loop's do."""
+    initial = workhouse.initial_state(MAIN, which)
+    one = {k: v.copy() for k, v in initial.items()}
+    one[entry].reshape(-1)[0] += 0.5
+    verdict = judge("trains", outcome_value(**{which: one}))
+    assert not verdict.passed and verdict.diagnosis == f"{which}_layers_not_trained", verdict.message
+    layer = {k: (v if k == entry else v + 0.1) for k, v in initial.items()}   # all moved but one entry
+    verdict = judge("trains", outcome_value(**{which: layer}))
+    assert not verdict.passed and verdict.diagnosis == f"{which}_layers_not_trained", verdict.message
+    assert entry in verdict.message and "requires_grad" in verdict.explanation
+
+
 def test_returned_weights_are_validated_strictly():
     good = {k: v + 1e-3 for k, v in workhouse.initial_state(MAIN, "generator").items()}
     nan = {**good, "net.4.bias": np.array([np.nan, 0.0])}
@@ -196,7 +222,6 @@ def test_returned_weights_are_validated_strictly():
 
 
 @pytest.mark.parametrize("change, passed, diagnosis, words", [
-    ({}, True, None, "one finite, non-negative float per step"),
     ({"returned": "builtins.list"}, False, "history_malformed", "returned a builtins.list, not a dict"),
     ({"d_loss": np.full(STEPS - 1, 0.5)}, False, "history_malformed", f"expected one per step ({STEPS})"),
     ({"d_loss": np.r_[np.full(STEPS - 1, 0.5), np.nan]}, False, "training_diverged", f"at step {STEPS - 1}"),
@@ -212,16 +237,53 @@ def test_loss_history(change, passed, diagnosis, words):
         assert workhouse.LOSSES_MAY_FOLLOW in verdict.message
 
 
+@pytest.fixture(scope="module")
+def reference_main(reference_run):
+    return reference_run[workhouse.MAIN_ID].value
+
+
+def _scaled(value, d=1.0, g=1.0):
+    """The reference run's report with its loss lists multiplied by ``d`` and ``g``."""
+    hist = {k: dict(v) for k, v in value["history"].items()}
+    hist["d_loss"]["values"] = d * np.asarray(hist["d_loss"]["values"])
+    hist["g_loss"]["values"] = g * np.asarray(hist["g_loss"]["values"])
+    return {**value, "history": hist}
+
+
+@pytest.mark.parametrize("d, g, diagnosis, words", [
+    (1.0, 1.0, None, "they are the losses of the networks you return"),
+    (1.0, 2.0, "generator_loss_scaled", "g_loss is about 2"),            # the generator's 1/2 missing
+    (2.0, 1.0, "discriminator_loss_scaled", "d_loss is about 2"),
+    (2.0, 2.0, "losses_scaled", "1/2 is missing: x2"),                    # henry: no 1/2 anywhere
+    (128.0, 128.0, "losses_scaled", "a sum over the batch instead of a mean: x128"),   # jack
+    (3.3, 0.3, "losses_not_of_the_networks", "not the losses of the networks"),
+])
+def test_loss_history_checks_the_reported_losses_against_the_returned_networks(reference_main, d, g, diagnosis,
+                                                                                words):
+    verdict = judge("loss_history", _scaled(reference_main, d, g))
+    assert (verdict.passed, verdict.diagnosis) == (diagnosis is None, diagnosis), verdict.message
+    assert words in verdict.message + verdict.explanation
+
+
+def test_a_fabricated_history_fails_loss_history():
+    """Plausible numbers that are not the returned networks' losses: the lists are compared with the
+    contract's losses of those networks, computed by the grader on its own batch."""
+    verdict = judge("loss_history", outcome_value(d_loss=np.full(STEPS, 0.56), g_loss=np.full(STEPS, 0.58)))
+    assert not verdict.passed and "do not match the networks you return" in verdict.message, verdict.message
+
+
 @pytest.mark.parametrize("d, g, passed, diagnosis", [
     (0.56, 0.58, True, None),
     (1.12, 1.16, False, "losses_scaled"),           # henry: no 1/2 anywhere
+    (0.56, 1.16, False, "generator_loss_scaled"),   # the generator's 1/2 missing, the discriminator's right
     (0.56 * 128, 0.58 * 128, False, "losses_scaled"),  # jack: sums over the batch
-    (0.745, 0.21, False, None),                     # off, and no probe to say why
+    (0.745, 0.21, False, "losses_not_of_the_networks"),  # off, no probe, and not the networks' losses
     (0.001, 0.001, False, "fakes_called_real"),     # the late losses' signature, without a probe
     (5.0, 3.0, False, "losses_grow"),
 ])
-def test_loss_levels_without_a_probe(d, g, passed, diagnosis):
-    verdict = judge("loss_levels", outcome_value(d_loss=np.full(STEPS, d), g_loss=np.full(STEPS, g)))
+def test_loss_levels_without_a_probe(reference_main, d, g, passed, diagnosis):
+    value = outcome_value(d_loss=np.full(STEPS, d), g_loss=np.full(STEPS, g), trained=reference_main)
+    verdict = judge("loss_levels", value)
     assert (verdict.passed, verdict.diagnosis) == (passed, diagnosis), verdict.message
 
 
@@ -233,14 +295,15 @@ def probe_outcome(loop) -> FakeOutcome:
 
 @pytest.mark.parametrize("style, d, g, diagnosis", [
     ("shared_optimizer", 0.745, 0.21, "one_optimizer_for_both"),       # the probe names the mistake
-    ("reference_order", 0.745, 0.21, "losses_off"),                    # the loop is right: the losses are not
+    ("reference_order", 0.745, 0.21, "losses_not_of_the_networks"),    # the loop is right: the lists are not
     ("reference_order", 1.12, 1.16, "losses_scaled"),
+    ("reference_order", 0.56, 1.16, "generator_loss_scaled"),          # not update_rule_differs
 ])
-def test_loss_levels_take_the_probes_diagnosis(style, d, g, diagnosis):
+def test_loss_levels_take_the_probes_diagnosis(reference_main, style, d, g, diagnosis):
     loop = CORRECT[style] if style in CORRECT else MISTAKES[style][0]
     check = CHECKS["loss_levels"]
-    outcomes = {MAIN.id: FakeOutcome(MAIN.id, "ok", outcome_value(d_loss=np.full(STEPS, d), g_loss=np.full(STEPS, g))),
-                PROBE.id: probe_outcome(loop)}
+    value = outcome_value(d_loss=np.full(STEPS, d), g_loss=np.full(STEPS, g), trained=reference_main)
+    outcomes = {MAIN.id: FakeOutcome(MAIN.id, "ok", value), PROBE.id: probe_outcome(loop)}
     verdict = check.judge(check, outcomes)
     assert (verdict.passed, verdict.diagnosis) == (False, diagnosis), verdict.message
 
@@ -282,7 +345,10 @@ def test_every_correct_style_passes_the_probe(style):
     assert result.passed, result.message
 
 
-@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+PROBE_NAMES = {name for name, _, _ in workhouse.PROBE_MISTAKES}
+
+
+@pytest.mark.parametrize("mistake", sorted(m for m, (_, names) in MISTAKES.items() if set(names) & PROBE_NAMES))
 def test_every_classic_mistake_fails_the_probe_and_is_named(mistake):
     loop, names = MISTAKES[mistake]
     [result] = run_trusted(only("update_rule"), {"train_gan": loop}, RUBRIC)
@@ -291,26 +357,71 @@ def test_every_classic_mistake_fails_the_probe_and_is_named(mistake):
     assert result.message.startswith("Likely mistake (")
 
 
-def test_a_scaled_loss_passes_the_probe_but_not_the_loss_levels():
-    """Adam hardly notices a constant factor in the losses (henry, jack): the update rule is right."""
+@pytest.mark.parametrize("factor", ["two", "batch_size"])
+def test_a_scaled_loss_passes_the_probe(factor):
+    """Adam hardly notices a constant factor in the losses: henry leaves out the 1/2 (x2), jack sums
+    over the batch (x batch_size); the update rule is right either way."""
     from reference.formulas import discriminator_loss, generator_loss
 
-    def doubled(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    def scaled(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+        k = 2.0 if factor == "two" else batch_size
         opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
         opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
         for _ in range(steps):
             real = data[torch.randint(0, len(data), (batch_size,), generator=rng)]
             fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
             opt_d.zero_grad()
-            (batch_size * discriminator_loss(discriminator(real), discriminator(fake.detach()))).backward()
+            (k * discriminator_loss(discriminator(real), discriminator(fake.detach()))).backward()
             opt_d.step()
             opt_g.zero_grad()
-            (batch_size * generator_loss(discriminator(fake))).backward()
+            (k * generator_loss(discriminator(fake))).backward()
             opt_g.step()
         return {"d_loss": [], "g_loss": []}
 
-    [result] = run_trusted(only("update_rule"), {"train_gan": doubled}, RUBRIC)
+    [result] = run_trusted(only("update_rule"), {"train_gan": scaled}, RUBRIC)
     assert result.passed, result.message
+
+
+#: (loop of tests/workhouse_loops.py, the check that exists to catch its mistake, the diagnosis it names)
+CAUGHT_BY = [
+    ("d_optimizer_output_layer_only", "trains", "discriminator_layers_not_trained"),
+    ("generator_step_first_stale_fakes", "update_rule", "generator_updated_first_stale_fakes"),
+    ("g_loss_without_half", "loss_history", "generator_loss_scaled"),
+    ("g_loss_without_half", "loss_levels", "generator_loss_scaled"),
+    ("losses_summed_over_batch", "loss_history", "losses_scaled"),
+    ("shared_optimizer", "loss_levels", "one_optimizer_for_both"),
+    ("g_never_steps", "ring_distance", "generator_not_updated"),
+]
+
+
+@pytest.fixture(scope="module")
+def mistake_runs():
+    """Each mistaken loop of CAUGHT_BY graded in-process on the full suite (one run each)."""
+    from grader.sandbox.calls import execute_call
+
+    out = {}
+    for style in sorted({style for style, _, _ in CAUGHT_BY}):
+        outcomes = {call["id"]: FakeOutcome(call["id"], "ok", execute_call({"train_gan": MISTAKES[style][0]}, call))
+                    for call in SUITE.calls()}
+        out[style] = judge_suite(SUITE, outcomes)
+    return out
+
+
+@pytest.mark.parametrize("style, check, diagnosis", CAUGHT_BY)
+def test_each_check_fails_for_the_mistake_it_exists_to_catch(mistake_runs, style, check, diagnosis):
+    verdict = mistake_runs[style][check]
+    assert (verdict.passed, verdict.diagnosis) == (False, diagnosis), verdict.message
+    if style == "g_loss_without_half":
+        assert "Your g_loss is about " in verdict.explanation and "1/2 is missing: x2" in verdict.explanation
+        assert "d_loss" not in verdict.explanation
+
+
+def test_the_mistakes_that_pass_the_probe_pass_it():
+    """The scaled losses and the untrained layer's loop are caught by their own checks; the scaled
+    ones pass the probe (the update rule is right), so update_rule does not double-count them."""
+    for style in ("g_loss_without_half", "losses_summed_over_batch"):
+        [result] = run_trusted(only("update_rule"), {"train_gan": MISTAKES[style][0]}, RUBRIC)
+        assert result.passed, (style, result.message)
 
 
 # ---------------------------------------------------------------------------------------- picture
@@ -391,8 +502,7 @@ def test_sandboxed_end_to_end(tmp_path):
     garbage = {r.name: r for r in results["garbage"][1]}
     assert sum(r.score for r in garbage.values()) == 0
     assert garbage["trains"].diagnosis == "generator_not_updated"
-    assert "returned a builtins.str, not a dict" in garbage["loss_history"].message or \
-        garbage["loss_history"].message.startswith("not credited")
+    assert "returned a builtins.str, not a dict" in garbage["loss_history"].message
     hang_calls = results["hang"][0].calls
     assert hang_calls[workhouse.PROBE_ID].status == "timeout"
     assert all(not r.passed for r in results["hang"][1])

@@ -1,6 +1,9 @@
 """Trusted ``train_gan`` loops for calibrating the workhouse check: correct styles and classic mistakes.
 
-Written by the course staff, run in-process (never a student's file). Every loop has the contract's
+Written by the course staff, run in-process (never a student's file); used by
+``tests/test_workhouse.py`` and by ``benchmarks/workhouse_calibration.py`` (which puts ``tests/`` on
+its path: the tests never import ``benchmarks``). Each loop is written out as real code makes the
+mistake, independently of the grader's own ``knob_loop`` catalogue. Every loop has the contract's
 signature and uses ``reference.formulas``'s losses, so that only the loop itself differs from the
 reference workhouse. ``CORRECT`` loops must earn full marks; every loop of ``MISTAKES`` must not.
 Each entry of ``MISTAKES`` maps a name to ``(loop, diagnoses)``: the diagnoses the judge may name
@@ -316,6 +319,76 @@ def generator_step_first(generator, discriminator, data, *, steps, batch_size, l
     return {"d_loss": d_hist, "g_loss": g_hist}
 
 
+def generator_step_first_stale_fakes(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """The common "generator first" loop: G's update, then D's on the fakes generated before it (detached)."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def generator_loss_without_half(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """The discriminator's loss as defined; the generator's written as -E log D(G(z)), without the 1/2."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = -F.logsigmoid(discriminator(fake)).mean()
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def losses_summed_over_batch(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """Both losses summed over the batch instead of averaged (``reduction="sum"``)."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    ones, zeros = torch.ones(batch_size, 1), torch.zeros(batch_size, 1)
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = 0.5 * (F.binary_cross_entropy_with_logits(discriminator(real), ones, reduction="sum")
+                        + F.binary_cross_entropy_with_logits(discriminator(fake.detach()), zeros, reduction="sum"))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = 0.5 * F.binary_cross_entropy_with_logits(discriminator(fake), ones, reduction="sum")
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def d_optimizer_output_layer_only(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """The discriminator's optimiser holds its output layer only (``discriminator.net[-1].parameters()``)."""
+    opt_d = torch.optim.Adam(discriminator.net[-1].parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_g = _adam(generator, lr)
+    return _loop(generator, discriminator, data, steps=steps, batch_size=batch_size, lr=lr, latent_dim=latent_dim,
+                 rng=rng, opt_d=opt_d, opt_g=opt_g)
+
+
 MISTAKES: dict[str, tuple[Loop, tuple[str, ...]]] = {
     # the generator's optimiser holds the discriminator's parameters: G never moves, D steps twice
     "g_optimizer_on_d_params": (_variant(opt_g=_adam_of("discriminator")),
@@ -343,4 +416,9 @@ MISTAKES: dict[str, tuple[Loop, tuple[str, ...]]] = {
     "shared_optimizer": (_variant(shared=True), ("one_optimizer_for_both",)),
     "adam_default_betas": (adam_default_betas, ("adam_default_betas",)),
     "generator_step_first": (generator_step_first, ("generator_updated_first",)),
+    "generator_step_first_stale_fakes": (generator_step_first_stale_fakes, ("generator_updated_first_stale_fakes",)),
+    # the update rule is right (Adam hardly notices a constant factor); the reported losses are not
+    "g_loss_without_half": (generator_loss_without_half, ("generator_loss_scaled",)),
+    "losses_summed_over_batch": (losses_summed_over_batch, ("losses_scaled",)),
+    "d_optimizer_output_layer_only": (d_optimizer_output_layer_only, ("discriminator_layers_not_trained",)),
 }

@@ -17,11 +17,17 @@ networks there from a plain spec, since the sandbox cannot see ``reference``):
   CPU limits). The trained generator is evaluated by the grader as the reference statistics are
   (``reference.workhouse_stats.evaluate``: 2000 samples, ``reference.metrics``).
 
-Checks: ``trains`` (both networks' weights came back valid and changed), ``update_rule`` (the
-probe), ``loss_history`` (one finite, non-negative float per step in each list: both losses are
-cross-entropies), ``loss_levels`` (late-training losses), and the statistics ``ring_distance`` and
-``sample_quality`` (high-quality fraction). Modes covered is reported with ``ring_distance`` but
-not graded: at the grading budget correct loops cover anywhere from 0 to 8 modes.
+Checks, each with the mistake it exists to catch: ``trains`` (both networks' weights came back
+valid, and every ``state_dict`` entry moved as a correct loop's do: a network, or a layer of one,
+that never trained), ``update_rule`` (the probe: a wrong update rule, named from the catalogue),
+``loss_history`` (one finite, non-negative float per step in each list, and late in training the
+losses of the returned networks as the grader computes them on its own batch: lists malformed,
+diverged, of the wrong sign, scaled, or of something else), ``loss_levels`` (the late losses where
+the reference loop's are: a game that ends elsewhere) and ``ring_distance`` (the grader's own
+samples of the trained generator near the ring: a loop that did not learn it). Modes covered and the
+high-quality fraction are reported with ``ring_distance`` but not graded: at the grading budget
+correct loops cover anywhere from 0 to 8 modes, and their high-quality fraction goes down to 1
+sample in 2000, so no bound on either fails a mistake without failing correct loops.
 
 Acceptance region: from every seed's value in ``reference/stats/<[workhouse] stats>`` (written by
 ``python -m reference.workhouse_stats`` at the same budget), per statistic and rule of

@@ -55,7 +55,10 @@ def knob_loop(generator, discriminator, data, *, steps, batch_size, lr, latent_d
             opt_g.zero_grad()
         real = data[torch.randint(0, data.shape[0], (batch_size,), generator=rng)]
         fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
-        if g_first:
+        if g_first == "stale":   # the common "generator first" loop: D trains on the fakes made before G's step
+            g_step(fake)
+            d_step(real, fake)
+        elif g_first:
             g_step(fake)
             d_step(real, generator(torch.randn(batch_size, latent_dim, generator=rng)))
         else:
@@ -109,8 +112,16 @@ PROBE_MISTAKES: tuple[tuple[str, str, dict], ...] = (
      "betas=(0.5, 0.999).", {"betas": (0.9, 0.999)}),
     ("generator_updated_first", "The generator is updated before the discriminator; the contract asks for "
      "the discriminator step first.", {"g_first": True}),
+    ("generator_updated_first_stale_fakes", "The generator is updated before the discriminator, and the "
+     "discriminator is then trained on the samples generated before the generator's update (detached): the "
+     "contract asks for the discriminator step first, on fresh fakes, then the generator step.",
+     {"g_first": "stale"}),
 )
 
 
 #: diagnosis -> explanation, for the checks that name a catalogued mistake without the probe.
 EXPLANATIONS: dict[str, str] = {name: why for name, why, _ in PROBE_MISTAKES}
+for _which, _params in (("generator", "generator.parameters()"), ("discriminator", "discriminator.parameters()")):
+    EXPLANATIONS[f"{_which}_layers_not_trained"] = (
+        f"Some layers of the {_which} were not trained: its optimiser must hold all of {_params} (not one "
+        "layer's), and no parameter may be left with requires_grad=False.")

@@ -3,31 +3,41 @@ everything from the rubric loaded once per suite (``settings.Context``)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from grader.checks.base import Check, Outcome, Verdict
+from grader.checks.base import Case, Check, Outcome, Verdict
 from grader.checks.workhouse.catalogue import EXPLANATIONS
-from grader.checks.workhouse.networks import initial_state
+from grader.checks.workhouse.networks import initial_state, trained_networks
 from grader.checks.workhouse.probe import probe_diagnosis
 from grader.checks.workhouse.reading import case_of, evaluate_outcome, histories, returned_state, usable
-from grader.checks.workhouse.settings import MAIN_ID, PROBE_ID, Context
+from grader.checks.workhouse.settings import MAIN_ID, PROBE_ID, Bound, Context
 from grader.compare import fmt
-from reference.workhouse_stats import LATE_FRACTION, late_mean
+from reference.workhouse_stats import LATE_FRACTION, LOSS_ROWS, late_mean, moved, network_losses
 
 HALF_LOG2 = 0.5 * math.log(2.0)
 LOSSES_MAY_FOLLOW = ("If your discriminator_loss/generator_loss failed their checks, this may follow from them.")
 STATISTICS = {  # check name -> (statistic, what it is, for messages)
     "ring_distance": ("ring_distance", "energy distance between your samples and the ring"),
-    "sample_quality": ("high_quality_fraction", "fraction of samples within 3 std of a mode"),
 }
 
 
+def _entry_moves(state: dict[str, np.ndarray], initial: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per ``state_dict`` entry, its relative change ``|w - w0| / |w0|`` (as ``moved`` takes the least)."""
+    return {k: moved({k: state[k]}, {k: initial[k]}) for k in initial}
+
+
 def judge_trains(ctx: Context, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+    """Both networks trained, every layer of them: each ``state_dict`` entry moved at least as far as
+    the region's ``generator_moved`` / ``discriminator_moved`` bound (from the least-moved entry of
+    the reference seeds' networks)."""
     case = case_of(check, MAIN_ID)
     value, reason = usable(case, outcomes)
     if reason:
         return Verdict(False, reason, case=case.id)
+    least = {}
     for which in ("generator", "discriminator"):
         state, why = returned_state(value, case, which)
         if why:
@@ -36,11 +46,24 @@ def judge_trains(ctx: Context, check: Check, outcomes: dict[str, Outcome]) -> Ve
         initial = initial_state(case, which)
         if all(np.array_equal(state[k], initial[k]) for k in initial):
             name = f"{which}_not_updated"
-            why = EXPLANATIONS[name]
             return Verdict(False, f"after {case.extra['steps']} steps every weight of the {which} still equals "
                                   "its initial value", expected=f"the {which} trained", got="unchanged weights",
-                           diagnosis=name, explanation=why, case=case.id)
-    return Verdict(True, "both networks were updated in place and came back finite, with the reference's layers")
+                           diagnosis=name, explanation=EXPLANATIONS[name], case=case.id)
+        bound = ctx.region[f"{which}_moved"]
+        moves = _entry_moves(state, initial)
+        stuck = [k for k, v in moves.items() if not bound.contains(v)]
+        if stuck:
+            name = f"{which}_layers_not_trained"
+            listed = ", ".join(f"{k} ({moves[k]:.2g})" for k in stuck[:4])
+            return Verdict(False, f"after {case.extra['steps']} steps some entries of the {which}'s state_dict "
+                                  f"hardly moved: {listed}; relative change |w - w0| / |w0| must be "
+                                  f"{bound.text()} for every entry ({bound.how})",
+                           expected=f"every entry {bound.text()}", got=listed, diagnosis=name,
+                           explanation=EXPLANATIONS[name], case=case.id)
+        least[which] = min(moves.values())
+    return Verdict(True, "both networks were updated in place, every layer of them (least relative change: "
+                         f"generator {least['generator']:.3g}, discriminator {least['discriminator']:.3g}), and came "
+                         "back finite, with the reference's layers")
 
 
 def judge_update_rule(ctx: Context, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
@@ -99,7 +122,102 @@ def judge_loss_history(ctx: Context, check: Check, outcomes: dict[str, Outcome])
                               "discriminator's cross-entropy is always >= 0. " + LOSSES_MAY_FOLLOW,
                        expected="d_loss >= 0 at every step", got=f"min {fmt(float(d.min()))}", diagnosis=name,
                        explanation=EXPLANATIONS[name], case=case.id)
-    return Verdict(True, f"one finite, non-negative float per step in d_loss and g_loss ({d.size} steps)")
+    agreement, why = loss_agreement(ctx, case, value, d, g)
+    if why:
+        return Verdict(False, why, case=case.id)
+    off = {k: a for k, a in agreement.items() if not a.ok}
+    if off:
+        name, explanation = scaled_losses({k: a.factor for k, a in off.items()}, case.extra["batch_size"])
+        if name == "losses_not_of_the_networks":   # a catalogued mistake of the loop explains it better
+            named, why_named = diagnose(ctx, check, outcomes, value, case.extra["steps"], name, explanation,
+                                        signature=False)
+            if named not in (None, "update_rule_differs"):
+                name, explanation = named, why_named
+        lines = [f"{k}: your late mean {a.late:.4g}, the contract's loss of your returned networks {a.final:.4g} "
+                 f"(computed by the grader on {LOSS_ROWS} rows and z of its own): ratio {a.ratio:.3g}, acceptance "
+                 f"{a.bound.text()} ({a.bound.how})" for k, a in agreement.items()]
+        return Verdict(False, "The losses you report do not match the networks you return.\n" + "\n".join(lines),
+                       expected="; ".join(f"{k} ratio {a.bound.text()}" for k, a in agreement.items()),
+                       got="; ".join(f"{k} ratio {a.ratio:.3g}" for k, a in agreement.items()),
+                       diagnosis=name, explanation=explanation, case=case.id)
+    return Verdict(True, f"one finite, non-negative float per step in d_loss and g_loss ({d.size} steps), and "
+                         "late in training they are the losses of the networks you return (ratio d "
+                         f"{agreement['d_loss'].ratio:.3g}, g {agreement['g_loss'].ratio:.3g})")
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One reported loss against the grader's own measurement of it at the returned weights."""
+
+    late: float       # the late mean of the reported list
+    final: float      # the contract's loss of the returned networks (``network_losses``)
+    ratio: float      # late / final
+    factor: float     # ratio / the reference seeds' median ratio: the loss's scale, as reported
+    bound: Bound
+    ok: bool
+
+
+def loss_agreement(ctx: Context, case: Case, value: dict, d: np.ndarray, g: np.ndarray
+                   ) -> tuple[dict[str, Agreement] | None, str | None]:
+    """The reported late losses against the contract's losses of the returned networks, computed
+    here on the grader's own batch (``reference.workhouse_stats.network_losses``, seed: the
+    evaluation seed + 1); each ratio must fall in the region's ``*_loss_agreement`` bound."""
+    states = {}
+    for which in ("generator", "discriminator"):
+        states[which], why = returned_state(value, case, which)
+        if why:
+            return None, why
+    generator, discriminator = trained_networks(states["generator"], states["discriminator"])
+    data = torch.from_numpy(np.asarray(case.extra["data"], dtype=np.float32))
+    final = dict(zip(("d_loss", "g_loss"), network_losses(generator, discriminator, data, ctx.seeds["eval"] + 1)))
+    out = {}
+    for key, values in (("d_loss", d), ("g_loss", g)):
+        stat = f"{key[0]}_loss_agreement"
+        late = late_mean(values)
+        ratio = late / final[key] if final[key] > 0 else math.inf
+        median = float(np.median(ctx.stats["metrics"][stat]["values"]))
+        bound = ctx.region[stat]
+        out[key] = Agreement(late, final[key], ratio, ratio / median, bound, bound.contains(ratio))
+    return out, None
+
+
+#: Constant factors a reported loss may carry, and what each means.
+_FACTORS = ((2.0, "the contract's 1/2 is missing"), (0.5, "an extra 1/2"))
+
+
+def scaled_losses(factors: dict[str, float], batch_size: int) -> tuple[str, str]:
+    """The diagnosis of reported losses off by ``factors`` (per loss key, against the networks' or
+    the reference's): which loss is off, by what factor, and the likely cause."""
+    known = (*_FACTORS, (float(batch_size), "a sum over the batch instead of a mean"),
+             (1.0 / batch_size, "a mean where the loss is one"))
+
+    def constant(f: float) -> tuple[float, str] | None:
+        if not (math.isfinite(f) and f > 0):
+            return None
+        k, words = min(known, key=lambda kw: abs(math.log(f / kw[0])))
+        # a factor 1.5 either way: a correct loop's late/final ratio spreads that far (its g_loss_agreement)
+        return (k, words) if abs(math.log(f / k)) <= math.log(1.5) else None
+
+    def cause(f: float) -> str:
+        found = constant(f)
+        if found is None:
+            return "not a known constant: log each step's loss.item(), as the contract defines the loss"
+        return f"{found[1]}: x{found[0]:g}"
+
+    words = {"d_loss": "discriminator_loss", "g_loss": "generator_loss"}
+    parts = [f"your {k} is about {f:.3g} times the contract's {words[k]} ({cause(f)})" for k, f in factors.items()]
+    parts[0] = "Y" + parts[0][1:]
+    if len(factors) == 2:
+        name = "losses_scaled"
+    else:
+        name = "generator_loss_scaled" if "g_loss" in factors else "discriminator_loss_scaled"
+    tail = (" Adam hardly notices a constant factor, so your samples may still be fine, but the contract asks "
+            "for the losses as defined (and the history as those losses).")
+    found = {constant(f) for f in factors.values()}
+    if None not in found and len(found) == 1:   # one constant, on one loss or on both
+        return name, "; ".join(parts) + "." + tail
+    return "losses_not_of_the_networks", ("; ".join(parts) + ": the reported lists are not the "
+                                          "losses of the networks you return." + tail)
 
 
 def _signature(value: dict, steps: int) -> tuple[str | None, str]:
@@ -128,7 +246,7 @@ RULE_IS_RIGHT = ("Your loop moves the networks exactly as the contract's loop do
 
 
 def diagnose(ctx: Context, check: Check, outcomes: dict[str, Outcome], value: dict, steps: int,
-             passed_rule: str, passed_text: str) -> tuple[str | None, str]:
+             passed_rule: str, passed_text: str, signature: bool = True) -> tuple[str | None, str]:
     """Why the samples or the loss levels are off: the probe's verdict first (a catalogued mistake,
     an unexplained update rule, or a right one), the late losses' signature when it did not run."""
     probe = outcomes.get(PROBE_ID)
@@ -144,7 +262,7 @@ def diagnose(ctx: Context, check: Check, outcomes: dict[str, Outcome], value: di
         if max(diff_g, diff_d) > ctx.settings.probe_tolerance:
             return "update_rule_differs", UPDATE_RULE_DIFFERS
         return passed_rule, passed_text
-    return _signature(value, steps)
+    return _signature(value, steps) if signature else (None, "")
 
 
 def judge_loss_levels(ctx: Context, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
@@ -160,16 +278,19 @@ def judge_loss_levels(ctx: Context, check: Check, outcomes: dict[str, Outcome]) 
     if all(region[k].contains(v) for k, v in late.items()):
         return Verdict(True, f"late losses d = {late['late_d_loss']:.4g}, g = {late['late_g_loss']:.4g} are where the "
                              "reference loop's are")
-    ref = {k: float(np.median(stats["metrics"][k]["values"])) for k in late}
-    ratio = {k: late[k] / ref[k] for k in late}
     name, explanation = diagnose(ctx, check, outcomes, value, case.extra["steps"], "losses_off", RULE_IS_RIGHT)
-    if name in (None, "losses_off", "losses_grow") and min(ratio.values()) > 1.5 \
-            and 0.6 < ratio["late_d_loss"] / ratio["late_g_loss"] < 1.6:
-        name = "losses_scaled"
-        explanation = (f"Both logged losses are about {math.sqrt(ratio['late_d_loss'] * ratio['late_g_loss']):.3g} "
-                       "times the reference's: a constant factor in your losses (2: the 1/2 is missing; the batch "
-                       "size: a sum instead of a mean). Adam hardly notices a constant factor, so your samples may "
-                       "still be fine, but the contract asks for the losses as defined.")
+    agreement, _ = loss_agreement(ctx, case, value, d, g)
+    off = {k: a.factor for k, a in (agreement or {}).items() if not a.ok}
+    if not off and agreement is None:   # the weights are unusable: the levels against the reference's
+        ref = {k: float(np.median(stats["metrics"][f"late_{k}"]["values"])) for k in ("d_loss", "g_loss")}
+        off = {k: late[f"late_{k}"] / ref[k] for k in ref if not region[f"late_{k}"].contains(late[f"late_{k}"])
+               and late[f"late_{k}"] / ref[k] > 1.5}
+        if name not in (None, "losses_off", "losses_grow"):
+            off = {}
+    if off:
+        scaled, words = scaled_losses(off, case.extra["batch_size"])
+        if scaled != "losses_not_of_the_networks" or name in (None, "losses_off", "update_rule_differs"):
+            name, explanation = scaled, words
     lines = [f"late in training (mean over the last {LATE_FRACTION:.0%} of the steps) your losses are "
              f"d_loss = {late['late_d_loss']:.4g} and g_loss = {late['late_g_loss']:.4g};",
              f"the acceptance region is d_loss {region['late_d_loss'].text()} ({region['late_d_loss'].how}) and "
@@ -210,7 +331,13 @@ def judge_statistic(ctx: Context, check_name: str, check: Check, outcomes: dict[
 
 
 def modes_note(got: dict[str, float], stats: dict) -> str:
-    """Modes covered, for information: at the grading budget it earns no points (see the rubric)."""
+    """Modes covered and the high-quality fraction, for information: at the grading budget neither
+    separates a correct loop from a broken one, so neither earns points (see the rubric)."""
     ref = np.asarray(stats["metrics"]["modes_covered"]["values"], dtype=np.float64)
-    return (f"modes covered: {got['modes_covered']:.0f} of 8 (reference seeds at this budget: "
+    note = (f"modes covered: {got['modes_covered']:.0f} of 8 (reference seeds at this budget: "
             f"{ref.min():.0f} to {ref.max():.0f}, median {np.median(ref):.0f}; not graded)")
+    if "high_quality_fraction" in got:
+        hq = np.asarray(stats["metrics"]["high_quality_fraction"]["values"], dtype=np.float64)
+        note += (f"; fraction of samples within 3 std of a mode: {got['high_quality_fraction']:.3g} (reference "
+                 f"seeds: {hq.min():.3g} to {hq.max():.3g}; not graded)")
+    return note

@@ -38,14 +38,12 @@ def build_suite(rubric: Rubric) -> Suite:
                    "with the reference's layers", ("ring_distance",)),
         "update_rule": (partial(judge_update_rule, ctx), (probe,), "one Adam step per network per step, on the "
                         "contract's losses (a deterministic probe)", ("trains", "ring_distance")),
-        "loss_history": (partial(judge_loss_history, ctx), (main,), "d_loss and g_loss: one finite, "
-                         "non-negative float per step", ("trains", "ring_distance")),
+        "loss_history": (partial(judge_loss_history, ctx), (main, probe), "d_loss and g_loss: one finite, "
+                         "non-negative float per step, the losses of the networks returned", ("trains", "ring_distance")),
         "loss_levels": (partial(judge_loss_levels, ctx), (main, probe), "late-training losses where the reference "
                         "loop's are", ("trains", "loss_history", "ring_distance")),
         "ring_distance": (partial(judge_statistic, ctx, "ring_distance"), (main, probe), "generated samples "
                           "close to the ring (energy distance)", ("trains",)),
-        "sample_quality": (partial(judge_statistic, ctx, "sample_quality"), (main, probe), "fraction of "
-                           "samples close to a mode", ("trains", "ring_distance")),
     }
     points = rubric.points[FUNCTION]
     unknown = sorted(set(points) - set(judges))
