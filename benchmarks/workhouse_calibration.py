@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
         tasks = [("correct", s, i) for s in CORRECT for i in range(args.correct_runs)]
         # mistakes take run indices after the correct ones': every run of the calibration has its own seed
         tasks += [("mistake", s, 100_000 + i) for s in MISTAKES for i in range(args.mistake_runs)]
+        # round-robin over the styles: a run cut short (then --resume) has every style's first runs
+        tasks.sort(key=lambda t: (t[2] % 100_000, t[0], t[1]))
         records, previous_wall = [], 0.0
         if args.resume and jsonl.exists():   # a run that was killed: keep its records, do the rest
             old = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
