@@ -222,20 +222,22 @@ def test_same_id_is_a_conflict(tmp_path, layout, student, message):
 
 def test_stray_and_unknown_top_level_entries(tmp_path):
     layout = {".DS_Store": b"\0", "__MACOSX/._x": b"", "Thumbs.db": b"", ".ipynb_checkpoints/a.ipynb": "{}",
-              "__pycache__/x.pyc": b"", ".hidden.py": "x", "notes.txt": "hi", "grades.tar.gz": b"",
-              "ann.py": SOLUTION}
+              "__pycache__/x.pyc": b"", ".hidden.py": "x", "notes.docx": "hi", "grades.tar.gz": b"",
+              "README.md": "# class of 2026", "ann.py": SOLUTION}
     subs, notes = run_intake(tmp_path, layout)
     assert list(subs) == ["ann"]
-    expected = "(expected NAME.py, NAME.ipynb, NAME.zip or a folder NAME/)"
+    expected = ("(expected NAME.py, NAME.ipynb, NAME.zip or a folder NAME/, and written answers as NAME.md, "
+                "NAME.txt, NAME.tex or NAME.pdf)")
     assert notes == [
         "ignored stray entry .DS_Store",
         "ignored stray entry .hidden.py",
         "ignored stray entry .ipynb_checkpoints",
+        "ignored README.md: the class folder's own description, not a submission",
         "ignored stray entry Thumbs.db",
         "ignored stray entry __MACOSX",
         "ignored stray entry __pycache__",
         f"ignored grades.tar.gz: not a submission {expected}",
-        f"ignored notes.txt: not a submission {expected}",
+        f"ignored notes.docx: not a submission {expected}",
     ]
 
 
@@ -551,3 +553,52 @@ def test_the_cell_marker_has_one_home():
     for path in Path(cells.__file__).parent.parent.rglob("*.py"):   # no other spelling of the marker in the grader
         if path.name not in ("cells.py", "loader.py"):
             assert not re.search(r"%% cell \{|%% cell \(\\\\d|%% cell \(\\d", path.read_text("utf-8")), path
+
+
+# --------------------------------------------------------------------------------------------
+# Write-ups handed in beside the code
+# --------------------------------------------------------------------------------------------
+
+def test_code_and_writeups_of_one_student_form_one_submission(tmp_path):
+    layout = {"alice.py": SOLUTION, "alice.pdf": b"%PDF-1.4 fake", "alice.md": "## Q1\nyes\n",
+              "bob.py": SOLUTION, "bob.ipynb": notebook(("code", "x = 1")), "bob.pdf": b"%PDF",
+              "cleo.tex": "\\section*{1.} text", "README.txt": "the TA's notes",
+              # Canvas: one file per upload, joined by the user id
+              "smithjohn_12345_67890_solution.py": SOLUTION, "smithjohn_12345_67891_report.pdf": b"%PDF-1.4",
+              "doe_777_1_answers.md": "## Q1\nalone\n"}
+    subs, notes = run_intake(tmp_path, layout)
+    assert sorted(subs) == ["alice", "bob", "cleo", "doe_777_1_answers", "smithjohn_12345_67890_solution"]
+    alice = subs["alice"]
+    assert alice.error is None and alice.entry == "solution.py" and alice.kind == "py"
+    assert alice.sha256 == hashlib.sha256(SOLUTION.encode()).hexdigest()   # of the code: a new report regrades nothing
+    assert alice.writeups == ["alice.md", "alice.pdf"] and (alice.writeup_dir / "alice.pdf").read_bytes() == b"%PDF-1.4 fake"
+    assert sorted(p.name for p in alice.workdir.iterdir()) == ["solution.py"]   # the sandbox never sees them
+    assert "write-up alice.pdf read for the written answers" in alice.notes
+    assert subs["bob"].conflict and subs["bob"].error == "conflicting submissions: bob.ipynb, bob.py"
+    cleo = subs["cleo"]   # only a write-up: a load error, and the write-up is kept for marking
+    assert cleo.error == "no code was submitted, only the written answers in cleo.tex"
+    assert cleo.workdir is None and cleo.writeups == ["cleo.tex"] and cleo.kind == "writeup"
+    canvas = subs["smithjohn_12345_67890_solution"]
+    assert canvas.writeups == ["smithjohn_12345_67891_report.pdf"]
+    assert any("the same Canvas user id 12345 as smithjohn_12345_67890_solution" in n for n in canvas.notes)
+    assert subs["doe_777_1_answers"].writeups == ["doe_777_1_answers.md"]   # no code of user 777
+    assert "ignored README.txt: the class folder's own description, not a submission" in notes
+
+
+def test_pdfs_inside_a_folder_or_zip_are_kept_out_of_the_sandbox_copy(tmp_path):
+    big = b"%PDF-1.4\n" + b"0" * (6 * 1024 * 1024)   # over file_size_mib, under writeup_size_mib
+    layout = {"dan/solution.py": SOLUTION, "dan/report.pdf": big, "dan/notes.md": "## Q1\nx\n",
+              "eve.zip": zip_bytes({"hw/solution.py": SOLUTION.encode(), "hw/answers/report.pdf": b"%PDF-1.4"})}
+    subs, _ = run_intake(tmp_path, layout)
+    dan, eve = subs["dan"], subs["eve"]
+    assert dan.error is None and dan.writeups == ["report.pdf"] and (dan.writeup_dir / "report.pdf").read_bytes() == big
+    assert sorted(p.name for p in dan.workdir.iterdir()) == ["notes.md", "solution.py"]
+    assert eve.writeups == ["answers/report.pdf"] and not (eve.workdir / "answers").exists()
+
+
+def test_a_writeup_that_cannot_be_read_is_a_note_and_the_code_is_graded(tmp_path):
+    layout = {"fay.py": SOLUTION, "fay.pdf": b"%PDF" + b"0" * 2048}
+    subs, _ = run_intake(tmp_path, layout, IntakeLimits(writeup_size_mib=0.001))
+    fay = subs["fay"]
+    assert fay.error is None and fay.writeup_dir is None
+    assert any(n.startswith("write-up not read: fay.pdf is 2 KiB, over the limit of 0.001 MiB per write-up") for n in fay.notes)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from grader.atomic import write_atomic
 from grader.exports import load_results, md_code
+from grader.intake.names import CANVAS_NAME_RE, parse_canvas_name  # one parser: intake joins a student's files by it
 from grader.reports import safe_cell
 from grader.results import StudentResult
 from grader.scoring import points_str
@@ -45,9 +46,6 @@ from grader.written.manual import NOT_MARKED, WRITTEN_FUNCTION
 __all__ = ["CANVAS_NAME_RE", "LmsError", "LmsExport", "Match", "RosterEntry", "build_lms_export", "export_lms",
            "parse_canvas_name", "read_roster", "write_lms_export"]
 
-#: Canvas's "Download submissions" names: ``lastnamefirstname[_LATE]_userid_submissionid[_file]``.
-CANVAS_NAME_RE = re.compile(r"^(?P<name>.*?)(?P<late>_LATE)?_(?P<user_id>\d+)_(?P<submission_id>\d+)(?:_(?P<file>.*))?$",
-                            re.IGNORECASE)
 GRADEBOOK_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 ROSTER_REQUIRED = ("student_id", "name", "email")
 ROSTER_ALIASES = {  # our field: accepted header spellings (normalised: lower case, "_" for spaces)
@@ -126,14 +124,6 @@ def name_keys(name: str) -> set[str]:
     if len(words) > 2:  # "Ana María López": also last word first, the rest after
         forms.add(loose_name(words[-1] + "".join(words[:-1])))
     return {f for f in forms if f}
-
-
-def parse_canvas_name(student: str) -> tuple[str, str, bool] | None:
-    """``(name, canvas user id, late)`` of a Canvas download name, else None."""
-    m = CANVAS_NAME_RE.match(unicodedata.normalize("NFC", student))
-    if not m or not m.group("name"):
-        return None
-    return m.group("name"), m.group("user_id"), bool(m.group("late"))
 
 
 # --------------------------------------------------------------------------------- reading CSVs

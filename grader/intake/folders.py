@@ -6,7 +6,7 @@ import stat
 import os
 import unicodedata
 
-from grader.intake.model import COMPILED_SUFFIXES, IntakeLimits
+from grader.intake.model import COMPILED_SUFFIXES, WRITEUP_OUTSIDE_SUFFIXES, IntakeLimits
 from grader.intake.safe import (_Refused, _TooLarge, _close_dir, _file_type, _is_stray, _limit, _mib, _open_dir,
                                 _read_regular, _too_large, _valid_name)
 
@@ -21,6 +21,7 @@ class _Tree:
         self.notes: list[str] = []
         self.members = 0
         self.total = 0
+        self.writeup_total = 0
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -51,7 +52,10 @@ class _Tree:
         return False
 
     def size_limit(self, rel: str) -> tuple[int, float]:
-        mib = self.limits.notebook_size_mib if rel.lower().endswith(".ipynb") else self.limits.file_size_mib
+        lower = rel.lower()
+        mib = (self.limits.notebook_size_mib if lower.endswith(".ipynb")
+               else self.limits.writeup_size_mib if lower.endswith(WRITEUP_OUTSIDE_SUFFIXES)
+               else self.limits.file_size_mib)
         return _limit(mib), mib
 
     def oversize(self, rel: str, size: int) -> None:
@@ -61,7 +65,14 @@ class _Tree:
             raise _too_large(f"{self.label}: {rel}", size, mib)
         self.note(f"dropped {rel}: {_mib(size)}, over the limit of {mib:g} MiB per file")
 
-    def reserve(self, size: int) -> None:
+    def reserve(self, size: int, rel: str = "") -> None:
+        """Count a kept file; PDFs (kept out of the sandbox's copy) count against a total of their own."""
+        if rel.lower().endswith(WRITEUP_OUTSIDE_SUFFIXES):
+            self.writeup_total += size
+            if self.writeup_total > _limit(self.limits.total_size_mib):
+                raise _Refused(f"{self.label} holds more than {self.limits.total_size_mib:g} MiB of PDF files, "
+                               "over the limit per submission")
+            return
         self.total += size
         if self.total > _limit(self.limits.total_size_mib):
             raise _Refused(f"{self.label} holds more than {self.limits.total_size_mib:g} MiB, "
@@ -125,7 +136,7 @@ def _walk(dir_fd: int | str, prefix: list[str], tree: _Tree) -> None:
             except _Refused as exc:  # replaced by a link or a FIFO since it was listed
                 tree.note(f"refused {rel}: {exc}")
                 continue
-            tree.reserve(len(data))
+            tree.reserve(len(data), rel)
             tree.add(parts, data)
         else:
             tree.note(f"refused {rel}: it is {_file_type(mode)}, not a regular file")

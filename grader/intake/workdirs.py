@@ -12,7 +12,8 @@ from pathlib import Path
 
 from grader.intake.discovery import _open_class_dir, discover
 from grader.intake.folders import _read_folder
-from grader.intake.model import NOTEBOOK_ENTRY, NOTEBOOK_MARKDOWN, SOLUTION_PY, Entry, IntakeLimits, Submission
+from grader.intake.model import (NOTEBOOK_ENTRY, NOTEBOOK_MARKDOWN, SOLUTION_PY, WRITEUP_OUTSIDE_SUFFIXES, Entry,
+                                 IntakeLimits, Submission)
 from grader.intake.notebooks import convert_notebook
 from grader.intake.safe import _Refused, _TooLarge, _check_code, _close_dir, _decode, _flag, _limit, _read_regular, _too_large
 from grader.intake.zips import _read_zip
@@ -85,8 +86,11 @@ def _workdir_name(student: str) -> str:
     return f"{slug}-{hashlib.sha256(student.encode('utf-8')).hexdigest()[:10]}"
 
 
-def _write_workdir(work_root: Path, student: str, files: dict[str, bytes]) -> Path:
-    workdir = work_root / _workdir_name(student)
+WRITEUP_FOLDER_SUFFIX = ".writeups"  # beside the workdir: <slug>-<hash>.writeups (a slug has no dot)
+
+
+def _write_workdir(work_root: Path, student: str, files: dict[str, bytes], suffix: str = "") -> Path:
+    workdir = work_root / (_workdir_name(student) + suffix)
     if workdir.is_symlink() or workdir.is_file():
         workdir.unlink()
     elif workdir.exists():
@@ -106,7 +110,8 @@ def _read_top_file(class_fd: int | str, entry: Entry, limit_mib: float) -> bytes
     try:
         return _read_regular(class_fd, entry.name, _limit(limit_mib), entry.name)
     except _TooLarge as exc:
-        what = "per archive" if entry.kind == "zip" else "per notebook" if entry.kind == "ipynb" else "per file"
+        what = ("per archive" if entry.kind == "zip" else "per notebook" if entry.kind == "ipynb"
+            else "per write-up" if not entry.is_code else "per file")
         raise _too_large(entry.name, exc.size, limit_mib, what) from None
 
 
@@ -162,26 +167,66 @@ def _collect(first: Entry, class_fd: int | str, limits: IntakeLimits, sub: Submi
     return _collect_tree(first, class_fd, limits, sub)
 
 
+def _read_writeups(class_fd: int | str, writeups: list[Entry], limits: IntakeLimits, sub: Submission) -> dict[str, bytes]:
+    """The write-ups handed in as files of their own, ``{name: bytes}``; one that cannot be read is
+    a note (the code is still graded)."""
+    files: dict[str, bytes] = {}
+    for entry in writeups:
+        if entry.refusal:
+            sub.notes.append(f"write-up {entry.name} is {entry.refusal}: refused")
+            continue
+        try:
+            files[unicodedata.normalize("NFC", entry.name)] = _read_top_file(class_fd, entry, limits.writeup_size_mib)
+        except _Refused as exc:
+            sub.notes.append(f"write-up not read: {exc}")
+            continue
+        sub.notes.append(f"write-up {entry.name} read for the written answers"
+                         + (f" ({entry.joined})" if entry.joined else ""))
+    return files
+
+
+def _write_writeups(work_root: Path, student: str, files: dict[str, bytes], sub: Submission) -> None:
+    if files:
+        sub.writeup_dir = _write_workdir(work_root, student, files, suffix=WRITEUP_FOLDER_SUFFIX)
+        sub.writeups = sorted(files)
+
+
 def _prepare_one(class_fd: int | str, class_dir: Path, work_root: Path, student: str,
                  entries: list[Entry], limits: IntakeLimits) -> Submission:
-    first = entries[0]
-    shown = first.name + ("/" if first.kind == "folder" else "")
+    code = [entry for entry in entries if entry.is_code]
+    writeups = [entry for entry in entries if not entry.is_code]
+    first = code[0] if code else writeups[0]
+    shown = first.shown
     sub = Submission(student=student, source=class_dir / first.name, kind=first.kind, sha256="",
                      workdir=None, entry=None, mode="definitions" if first.kind == "ipynb" else "full")
-    if len(entries) > 1:
-        names = [entry.name + ("/" if entry.kind == "folder" else "") for entry in entries]
+    if len(code) > 1:
+        names = [entry.shown for entry in code]
         same = len({unicodedata.normalize("NFC", name) for name in names}) < len(names)
         sub.error = "conflicting submissions: " + ", ".join(sorted(names)) + (
             " (the same name in different Unicode normalisations)" if same else "")
         sub.conflict = True
+        return sub
+    try:
+        writeup_files = _read_writeups(class_fd, writeups, limits, sub)
+        if not code:
+            sub.error = ("no code was submitted, only the written answers in "
+                         + ", ".join(entry.name for entry in writeups))
+            _write_writeups(work_root, student, writeup_files, sub)
+            return sub
+    except OSError as exc:  # the work root, not the student
+        sub.error = f"the private copy could not be prepared: {exc}"
         return sub
     if first.refusal:
         sub.error = f"{shown} is {first.refusal}: refused (submit a regular file or folder)"
         return sub
     try:
         files, entry = _collect(first, class_fd, limits, sub)
+        for rel in sorted(files):   # a PDF report in a folder or zip is for the TA, not the sandbox
+            if rel.lower().endswith(WRITEUP_OUTSIDE_SUFFIXES) and rel != entry:
+                writeup_files.setdefault(rel, files.pop(rel))
         sub.workdir = _write_workdir(work_root, student, files)
         sub.entry = entry
+        _write_writeups(work_root, student, writeup_files, sub)
     except _Refused as exc:
         sub.error = str(exc)
     except OSError as exc:  # the work root, not the student
@@ -190,6 +235,11 @@ def _prepare_one(class_fd: int | str, class_dir: Path, work_root: Path, student:
         sub.error = f"{shown} could not be read: {type(exc).__name__}: {exc}"
     if sub.error:
         sub.workdir = sub.entry = None
+        if sub.writeup_dir is None:   # the code could not be read: its write-ups are still marked
+            try:
+                _write_writeups(work_root, student, writeup_files, sub)
+            except OSError:
+                pass
     return sub
 
 
@@ -200,7 +250,9 @@ def prepare(class_dir: Path, work_root: Path,
     Returns ``(submissions, notes)``: one Submission per student id, sorted by id, and the class
     folder's own notes (strays and unknown entries). A bad submission has ``error`` set and
     ``workdir`` None; nothing a student submits raises. Each workdir is
-    ``work_root/<ascii-slug>-<hash of the id>``, replaced if it exists. Raises IntakeError if
+    ``work_root/<ascii-slug>-<hash of the id>``, replaced if it exists; write-ups kept out of it
+    (files of their own, PDFs of a folder or zip) go to ``writeup_dir``, the same name plus
+    ``.writeups``, also for a student who handed in no code. Raises IntakeError if
     ``class_dir`` cannot be read.
     """
     class_dir = Path(class_dir)

@@ -83,7 +83,7 @@ def _read_zip(name: str, raw: bytes, limits: IntakeLimits) -> _Tree:
         if info.file_size > limit:
             tree.oversize(rel, info.file_size)
             continue
-        tree.reserve(info.file_size)
+        tree.reserve(info.file_size, rel)
         planned.append((parts, info))
 
     for parts, info in planned:
