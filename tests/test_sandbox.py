@@ -6,9 +6,12 @@ run through ``SandboxPool``: never imported, never run, by this process.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import shutil
 import socket
+import sys
 import subprocess
 import threading
 import time
@@ -91,6 +94,90 @@ def sandbox_processes(pool: SandboxPool) -> list[int]:
             if uid in uids:
                 found.append(int(entry))
     return found
+
+
+def sandbox_process_counts(pool: SandboxPool) -> dict[str, int]:
+    """How many processes run as each of this pool's sandbox uids now (host /proc; owner of the
+    /proc/PID folder is the process's effective uid, one stat per process)."""
+    uids = {SANDBOX_ID_BASE + zygote.process.pid for zygote in pool._zygotes if zygote.process}
+    counts: dict[str, int] = {}
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if entry.name.isdigit():
+                try:
+                    uid = entry.stat().st_uid
+                except OSError:
+                    continue
+                if uid in uids:
+                    counts[str(uid)] = counts.get(str(uid), 0) + 1
+    return counts
+
+
+NAMESPACES = ("net", "mnt", "user", "pid", "ipc", "uts")
+
+
+def _host_view(pid: int, probe: tuple[str, ...] = ()) -> dict | None:
+    """What the HOST sees of one process, from /proc: nothing here is reported by the process."""
+    try:
+        status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if ":\t" in line)
+        return {
+            "uid": status["Uid"].split()[0], "cap_eff": status["CapEff"], "cap_bnd": status["CapBnd"],
+            "no_new_privs": status["NoNewPrivs"], "seccomp": status["Seccomp"],
+            "ns": {n: os.readlink(f"/proc/{pid}/ns/{n}") for n in NAMESPACES},
+            "interfaces": [line.split(":")[0].strip()
+                           for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]],
+            # which of the probed paths exist in the process's own file-system view
+            "visible": [path for path in probe if os.path.lexists(f"/proc/{pid}/root{path}")],
+        }
+    except (OSError, KeyError, ValueError):
+        return None  # gone meanwhile
+
+
+class HostWatch:
+    """Samples, from the host's /proc, every process running as one of the pool's sandbox uids
+    while a submission runs: the most seen at once, and the last view of each."""
+
+    def __init__(self, pool: SandboxPool, every_s: float = 0.005, probe: tuple[str, ...] = (),
+                 count_only: bool = False) -> None:
+        self.pool, self.every_s, self.probe, self.count_only = pool, every_s, tuple(probe), count_only
+        self.most_at_once, self.views = 0, {}
+        self.most_per_uid: dict[str, int] = {}  # one sandbox per zygote uid at a time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.count_only:  # one quick scan: more scans while a fork bomb runs
+                for uid, n in sandbox_process_counts(self.pool).items():
+                    self.most_per_uid[uid] = max(self.most_per_uid.get(uid, 0), n)
+                self._stop.wait(self.every_s)
+                continue
+            pids = sandbox_processes(self.pool)
+            self.most_at_once = max(self.most_at_once, len(pids))
+            per_uid: dict[str, int] = {}
+            for pid in pids:
+                view = _host_view(pid, self.probe)
+                if view is not None:
+                    self.views[pid] = view
+                    per_uid[view["uid"]] = per_uid.get(view["uid"], 0) + 1
+            for uid, n in per_uid.items():
+                self.most_per_uid[uid] = max(self.most_per_uid.get(uid, 0), n)
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> "HostWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def inside(self) -> dict[int, dict]:
+        """The views of the processes inside the sandbox's PID namespace (P1 and the call
+        processes, which run student code; not the supervisor, which is outside it)."""
+        host_pid_ns = os.readlink("/proc/self/ns/pid")
+        return {pid: v for pid, v in self.views.items() if v["ns"]["pid"] != host_pid_ns}
 
 
 # ----------------------------------------------------------------------------- basic behaviour
@@ -183,8 +270,11 @@ def test_memory_hogs_get_memory_errors_or_are_killed(pool, tmp_path):
     many = result.calls["many"]
     assert many.status == "ok", many
     if AS_ROOT:  # the memory cgroup of the sandbox killed some of the forked hogs
-        assert many.value["value"] >= 1
-        assert any("memory limit" in note for note in result.notes), result.notes
+        # Counted outside the sandbox: the zygote reads the cgroup's oom_kill counter (the value
+        # hog_many returns is the fixture's own claim, and is not used).
+        kills = [int(m.group(1)) for note in result.notes
+                 if (m := re.search(r"memory limit .*the kernel killed (\d+) process", note))]
+        assert kills and kills[0] >= 1, result.notes
     assert_add_graded(result)
 
 
@@ -192,6 +282,7 @@ def test_fork_bomb_is_contained(pool, tmp_path):
     results: dict[str, SandboxResult] = {}
     bomb = threading.Thread(target=lambda: results.setdefault(
         "bomb", submit(pool, tmp_path, "fork_bomb", [[call("bomb", "bomb")], ADD])))
+    watch = HostWatch(pool, every_s=0.001, count_only=True).__enter__()  # counts from the host's /proc
     bomb.start()
     time.sleep(0.5)
     # meanwhile, the grader can still start processes, and a second sandbox runs fine
@@ -201,6 +292,11 @@ def test_fork_bomb_is_contained(pool, tmp_path):
     (honest / "solution.py").write_text("def add(a, b):\n    return a + b\n")
     second = pool.run(honest, "solution.py", "full", [ADD])
     bomb.join(60)
+    watch.__exit__()
+    # Counted from outside (the host's /proc, per sandbox uid): the bomb did multiply, and stayed
+    # within RLIMIT_NPROC = max_processes + 1 (measured: 33), plus 2 for a scan that is not atomic.
+    bomb_uid = max(watch.most_per_uid, key=watch.most_per_uid.get)
+    assert 8 <= watch.most_per_uid[bomb_uid] <= TEST_LIMITS.max_processes + 3, watch.most_per_uid
     assert second.status == "ok"
     assert_add_graded(second)
     result = results["bomb"]
@@ -209,10 +305,31 @@ def test_fork_bomb_is_contained(pool, tmp_path):
     assert sandbox_processes(pool) == []
 
 
+def test_fork_bomb_stays_within_a_small_process_limit_counted_from_the_host(tmp_path):
+    """At 32 processes a bomb on a loaded 2-core machine is slowed by memory and CPU as much as by
+    the limit (with the limit removed it reached only 34-47 in 2 s), so the limit is checked
+    where it binds: max_processes = 8. Counted from the host, never from the bomb: measured 9
+    (RLIMIT_NPROC = max_processes + 1); 36-42 with the limits removed."""
+    limits = dataclasses.replace(TEST_LIMITS, max_processes=8)
+    with SandboxPool(limits, workers=1, isolation="namespaces") as small:
+        with HostWatch(small, every_s=0.001, count_only=True) as watch:
+            result = submit(small, tmp_path, "fork_bomb", [[call("bomb", "bomb")], ADD])
+        assert result.calls["bomb"].status in ("timeout", "crashed"), result.calls["bomb"]
+        assert_add_graded(result)
+        (most,) = watch.most_per_uid.values()
+        assert 4 <= most <= limits.max_processes + 2, watch.most_per_uid
+        assert sandbox_processes(small) == []
+
+
 def test_daemons_die_with_the_sandbox(pool, tmp_path):
-    result = submit(pool, tmp_path, "daemon", [[call("spawn", "spawn")], ADD])
+    with HostWatch(pool) as watch:
+        result = submit(pool, tmp_path, "daemon", [[call("spawn", "spawn")], ADD])
     assert result.calls["spawn"].status == "ok"
-    assert "daemon still alive" in result.stdout  # they did run
+    # They did run, seen from the host: besides the supervisor, P1 and a call process, the
+    # daemons (one from the top level, one from spawn) were in the sandbox's process table. (Their
+    # /tmp/still-alive is in the sandbox's private tmpfs, which the host cannot see afterwards.)
+    assert len(watch.inside()) >= 4, watch.views
+    assert "daemon still alive" in result.stdout
     assert_add_graded(result)
     time.sleep(0.3)
     assert sandbox_processes(pool) == []
@@ -258,6 +375,9 @@ def test_reference_root_and_classmates_are_invisible(pool, tmp_path):
                f"SECRET_FOLDERS = {[str(project / 'reference'), str(tmp_path / 'bob'), '/root/.cargo']!r}\n"
                f"SECRET_NAMES = {['formulas.py', 'workhouse.py', '.bashrc']!r}\n")
     assert secrets[0].exists()
+    # snoop's count is its own report (what it could open or list cannot be seen from outside
+    # after the fact); test_the_host_sees_the_isolation_of_a_running_call checks the same paths
+    # from the host, in a running sandbox's own file-system view.
     result = submit(pool, tmp_path, "snoop", [[call("snoop", "snoop")], ADD], targets=targets)
     assert result.calls["snoop"].status == "ok", (result.calls["snoop"], result.stderr[-2000:])
     assert result.calls["snoop"].value["value"] == 0.0, result.stdout
@@ -270,13 +390,18 @@ def test_writes_outside_tmp_and_workdir_fail(pool, tmp_path):
     host_file.write_text("original")
     targets = f"HOST_FILES = {[str(host_file), str(project / 'pyproject.toml')]!r}\n"
     pyproject = (project / "pyproject.toml").read_bytes()
+    passwd = Path("/etc/passwd").read_bytes()
+    # every place scribble() tries, as the host sees it (the sandbox runs this same Python)
+    created = [project / "pwned.txt", project / "grader" / "sandbox" / "pwned.py", Path(sys.prefix) / "pwned.txt",
+               Path(os.__file__).parent / "pwned.py", Path("/usr/pwned"), Path("/pwned"), Path("/dev/pwned")]
+    assert not any(path.exists() for path in created)
     result = submit(pool, tmp_path, "write_outside", [[call("scribble", "scribble")], ADD], targets=targets)
     assert result.calls["scribble"].status == "ok", result.calls["scribble"]
-    assert result.calls["scribble"].value["value"] == 0.0, result.stdout
+    assert result.calls["scribble"].value["value"] == 0.0, result.stdout  # its own count; checked below
     assert host_file.read_text() == "original"
     assert (project / "pyproject.toml").read_bytes() == pyproject
-    assert not (project / "pwned.txt").exists()
-    assert not (project / "grader" / "sandbox" / "pwned.py").exists()
+    assert Path("/etc/passwd").read_bytes() == passwd
+    assert [path for path in created if path.exists()] == []
     assert_add_graded(result)
 
 
@@ -290,7 +415,8 @@ def test_network_is_unreachable_even_the_hosts_loopback(pool, tmp_path):
                         [[call("connect", "connect")], [call("ifaces", "interfaces")], ADD], targets=targets)
         with pytest.raises(BlockingIOError):
             server.accept()  # nobody came
-    assert result.calls["connect"].value["value"] == 0.0, result.stdout
+    assert result.calls["connect"].value["value"] == 0.0, result.stdout  # the server's accept() above is the proof
+    # its own count of interfaces; from the host: test_the_host_sees_the_isolation_of_a_running_call
     assert result.calls["ifaces"].value["value"] == 0.0
     assert_add_graded(result)
 
@@ -305,6 +431,9 @@ def test_killing_the_parent_or_the_grader_does_nothing(pool, tmp_path):
 
 
 def test_no_capabilities_namespaces_mounts_or_tracing(pool, tmp_path):
+    # Whether each call succeeded is visible only inside (the host cannot replay a syscall's
+    # return value); what makes them fail (no capabilities, no_new_privs, seccomp filter mode,
+    # own namespaces) is read from the host in test_the_host_sees_the_isolation_of_a_running_call.
     result = submit(pool, tmp_path, "syscalls", [[call("forbidden", "forbidden")], ADD])
     assert result.calls["forbidden"].status == "ok", result.calls["forbidden"]
     assert result.calls["forbidden"].value["value"] == 0.0, result.stdout
@@ -312,11 +441,74 @@ def test_no_capabilities_namespaces_mounts_or_tracing(pool, tmp_path):
     assert_add_graded(result)
 
 
-def test_monkeypatching_cannot_forge_values(pool, tmp_path):
-    result = submit(pool, tmp_path, "monkeypatch", [[call("wrong", "wrong", A, B)], ADD])
-    wrong = result.calls["wrong"]
-    assert wrong.status != "ok" or np.array_equal(wrong.value["value"], A + B + 1), wrong
+def test_the_host_sees_the_isolation_of_a_running_call(pool, tmp_path):
+    """What the hostile fixtures above count for themselves (snoop's files, network's interfaces,
+    syscalls' capabilities and seccomp), checked from OUTSIDE: while ``linger`` runs, the host
+    reads /proc of every process in the sandbox's PID namespace."""
+    project = Path(__file__).resolve().parent.parent
+    (tmp_path / "bob").mkdir()
+    hidden = (str(project / "reference" / "formulas.py"), str(project / "reference"),
+              str(tmp_path / "bob"), str(project / "grader" / "rubric.toml"), "/root/.bashrc", "/etc/shadow",
+              "/home")
+    python = os.path.realpath(sys.executable)
+    assert all(os.path.lexists(path) for path in hidden[:4]) and os.path.exists(python)
+    with HostWatch(pool, probe=(*hidden, python)) as watch:
+        result = submit(pool, tmp_path, "linger", [[call("linger", "linger")], ADD])
+    assert result.calls["linger"].status == "ok", result.calls["linger"]
     assert_add_graded(result)
+    inside = watch.inside()
+    assert len(inside) >= 2, watch.views  # P1 and the call process, at least
+    host_ns = {n: os.readlink(f"/proc/self/ns/{n}") for n in NAMESPACES}
+    sandbox_uids = {str(SANDBOX_ID_BASE + z.process.pid) for z in pool._zygotes if z.process}
+    for pid, view in inside.items():
+        assert view["uid"] in sandbox_uids and view["uid"] != str(os.geteuid()), (pid, view)
+        assert (view["cap_eff"], view["cap_bnd"]) == ("0000000000000000", "0000000000000000"), (pid, view)
+        assert (view["no_new_privs"], view["seccomp"]) == ("1", "2"), (pid, view)  # 2: seccomp filter
+        assert all(view["ns"][n] != host_ns[n] for n in NAMESPACES), (pid, view["ns"], host_ns)
+        assert view["interfaces"] == ["lo"], (pid, view)  # its own network: loopback only
+        assert view["visible"] == [python], (pid, view)  # Python, and none of the host's secrets
+
+
+def test_monkeypatching_cannot_forge_values(pool, tmp_path):
+    """A wrong gaussian_kl (no 1/2) whose top level patches json, base64, numpy, torch, math and
+    builtins to make results look right: every value that comes back is what the code really
+    computed (never the forged 3.0), and the judges grade it exactly as they grade the same
+    function run in-process, naming the mistake."""
+    from engine_helpers import run_trusted
+    from grader.checks import build_suites
+    from grader.reference_oracle import ReferenceOracle
+    from grader.rubric import load_rubric
+    from grader.scoring import judge_suite, score_suite, total
+    import torch
+
+    rubric = load_rubric()
+    oracle = ReferenceOracle()
+    suite = next(s for s in build_suites(rubric, oracle) if s.function == "gaussian_kl")
+    result = submit(pool, tmp_path, "monkeypatch_formula",
+                    [suite.calls(), [call("wrong", "wrong", A, B)], ADD])
+    assert result.status == "ok", result.message
+    wrong = result.calls["wrong"]
+    assert wrong.status == "ok", wrong
+    np.testing.assert_array_equal(wrong.value["value"], A + B + 1)
+    assert_add_graded(result)
+
+    def no_half(mu, logvar):  # the fixture's gaussian_kl, trusted here
+        return torch.sum(torch.exp(logvar) + mu ** 2 - 1 - logvar, dim=-1)
+
+    cases = {case.id: case for check in suite.checks for case in check.cases}
+    for call_id, case in cases.items():
+        got = result.calls[call_id]
+        assert got.status == "ok", got
+        value = got.value["value"]
+        assert type(value) is np.ndarray and 3.0 not in value.ravel(), (call_id, value)
+        expected = no_half(*(torch.from_numpy(a) for a in case.args)).numpy()
+        np.testing.assert_allclose(value, expected, rtol=1e-6, err_msg=call_id)
+    judged = score_suite(suite, judge_suite(suite, result.calls), rubric)
+    trusted = run_trusted(suite, {"gaussian_kl": no_half}, rubric)
+    verdicts = {r.name: (r.passed, r.diagnosis, r.score) for r in judged}
+    assert verdicts == {r.name: (r.passed, r.diagnosis, r.score) for r in trusted}
+    assert verdicts["value"][:2] == (False, "missing_half")
+    assert total(judged)[0] < total(judged)[1]
 
 
 def test_forged_frames_on_stdout_and_inherited_fds_are_dropped(pool, tmp_path):
