@@ -22,8 +22,8 @@ contract's losses at the trained weights, computed as the grader computes them
 ``final_d_loss`` / ``final_g_loss``, and the ratios ``d_loss_agreement`` = late_d_loss /
 final_d_loss, ``g_loss_agreement`` likewise (how far the reported late losses of a correct loop
 are from the losses of the networks it returns); and ``generator_moved`` /
-``discriminator_moved``: the smallest relative change ``|w - w0| / |w0|`` of any ``state_dict``
-entry (``moved``: every layer of a correct loop's networks trains). The
+``discriminator_moved``: the smallest fraction of an entry's values that changed, over the
+``state_dict`` entries (``moved``: every layer of a correct loop's networks trains). The
 output (default ``reference/stats/workhouse_ring_cpu.json``) has ``reference.train``'s layout:
 every seed's value with mean, std, min and max, the settings, versions and CPU times.
 """
@@ -86,14 +86,16 @@ def late_mean(values, fraction: float = LATE_FRACTION) -> float:
 
 
 def moved(after: dict, before: dict) -> float:
-    """The smallest relative change ``|w - w0| / |w0|`` over the entries of ``before`` (a
-    ``state_dict`` as tensors or arrays; an entry that was all zeros counts by ``|w - w0|``)."""
-    out = float("inf")
+    """The smallest, over the entries of ``before`` (a ``state_dict`` as tensors or arrays), fraction
+    of an entry's values that changed: 0 for a layer that never trained (an optimiser over some
+    layers only, ``requires_grad`` left off), about 1 for every entry of a correct loop's networks
+    (dead ReLU units keep a few rows). Relative sizes of the change would not do: a small tensor
+    such as the generator's output bias can end near where it started."""
+    out = 1.0
     for name, w0 in before.items():
         w0 = np.asarray(w0, dtype=np.float64)
         w = np.asarray(after[name], dtype=np.float64)
-        scale = float(np.linalg.norm(w0)) or 1.0
-        out = min(out, float(np.linalg.norm(w - w0)) / scale)
+        out = min(out, float(np.mean(w != w0)) if w0.size else 1.0)
     return out
 
 

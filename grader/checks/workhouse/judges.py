@@ -25,14 +25,14 @@ STATISTICS = {  # check name -> (statistic, what it is, for messages)
 
 
 def _entry_moves(state: dict[str, np.ndarray], initial: dict[str, np.ndarray]) -> dict[str, float]:
-    """Per ``state_dict`` entry, its relative change ``|w - w0| / |w0|`` (as ``moved`` takes the least)."""
+    """Per ``state_dict`` entry, the fraction of its values that changed (``moved`` takes the least)."""
     return {k: moved({k: state[k]}, {k: initial[k]}) for k in initial}
 
 
 def judge_trains(ctx: Context, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
-    """Both networks trained, every layer of them: each ``state_dict`` entry moved at least as far as
-    the region's ``generator_moved`` / ``discriminator_moved`` bound (from the least-moved entry of
-    the reference seeds' networks)."""
+    """Both networks trained, every layer of them: in each ``state_dict`` entry, the fraction of values
+    that changed is within the region's ``generator_moved`` / ``discriminator_moved`` bound (from the
+    least-changed entry of the reference seeds' networks)."""
     case = case_of(check, MAIN_ID)
     value, reason = usable(case, outcomes)
     if reason:
@@ -56,12 +56,12 @@ def judge_trains(ctx: Context, check: Check, outcomes: dict[str, Outcome]) -> Ve
             name = f"{which}_layers_not_trained"
             listed = ", ".join(f"{k} ({moves[k]:.2g})" for k in stuck[:4])
             return Verdict(False, f"after {case.extra['steps']} steps some entries of the {which}'s state_dict "
-                                  f"hardly moved: {listed}; relative change |w - w0| / |w0| must be "
+                                  f"hardly changed: {listed} of their values changed; the fraction must be "
                                   f"{bound.text()} for every entry ({bound.how})",
                            expected=f"every entry {bound.text()}", got=listed, diagnosis=name,
                            explanation=EXPLANATIONS[name], case=case.id)
         least[which] = min(moves.values())
-    return Verdict(True, "both networks were updated in place, every layer of them (least relative change: "
+    return Verdict(True, "both networks were updated in place, every layer of them (least fraction of an entry's values changed: "
                          f"generator {least['generator']:.3g}, discriminator {least['discriminator']:.3g}), and came "
                          "back finite, with the reference's layers")
 
