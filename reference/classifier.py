@@ -129,7 +129,10 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> DigitsClassifier:
     w0, w1, w2 = arrays["w0"], arrays["w1"], arrays["w2"]
     if not (w0.ndim == w1.ndim == w2.ndim == 2 and w1.shape[1] == w0.shape[0] and w2.shape[1] == w1.shape[0]):
         raise ValueError(f"inconsistent layer shapes {w0.shape}, {w1.shape}, {w2.shape}")
-    model = DigitsClassifier(in_dim=w0.shape[1], hidden=w0.shape[0], features=w1.shape[0], classes=w2.shape[0])
+    # built under a forked RNG: its throwaway initial weights must not consume the global generator
+    # (loading the classifier lazily, mid-run, changed the first seed's dropout masks)
+    with torch.random.fork_rng(devices=[]):
+        model = DigitsClassifier(in_dim=w0.shape[1], hidden=w0.shape[0], features=w1.shape[0], classes=w2.shape[0])
     with torch.no_grad():
         for i, layer in enumerate(model.linears()):
             if arrays[f"b{i}"].shape != (layer.out_features,):
