@@ -222,7 +222,7 @@ def test_misplaced_and_unreadable_files_and_links_are_not_followed(tmp_path):
     outside = tmp_path / "outside.md"
     outside.write_text("## Q3\n\nsecret\n")
     work = workdir_with(tmp_path, {"solution.py": "x = 1\n", "notes/README.md": f"## Q1\n\n{ANSWER_1}\n",
-                                   "answers.pdf": "%PDF"})
+                                   "answers.pdf": "%PDF-1.4", "Q1.docx": "PK"})
     (work / "answers.md").symlink_to(outside)
     answers, flags = extract_answers(work, "folder", "solution.py", QUESTIONS)
     assert answers["Q1"].location == "notes/README.md line 1" and not answers["Q1"].well_formed
@@ -230,7 +230,10 @@ def test_misplaced_and_unreadable_files_and_links_are_not_followed(tmp_path):
     messages = {(f.kind, f.message) for f in flags}
     assert ("misplaced", "Q1's answer is in notes/README.md, not where answers belong: it is shown as Q1's "
                          "answer") in messages
-    assert ("unreadable", "answers.pdf may hold written answers but is not read: answers must be Markdown "
+    assert any(kind == "unreadable" and m.startswith("answers.pdf could not be read: it could not be read as a PDF: ")
+               and m.endswith(": mark from the PDF") for kind, m in messages)
+    assert ("no_text_layer", "Q2") in kinds(flags) and ("missing", "Q2") not in kinds(flags)   # never read as empty
+    assert ("unreadable", "Q1.docx may hold written answers but is not read: answers must be Markdown "
                           "(see the handout, section 9)") in messages
     assert any(kind == "unreadable" and "answers.md could not be opened" in m for kind, m in messages)
 

@@ -53,13 +53,16 @@ def collect_answers(submissions, questions: Questions) -> tuple[dict[str, tuple[
     submission's content: a failure is an ``unreadable`` flag."""
     found: dict[str, tuple[dict[str, Answer], list[Flag]]] = {}
     for sub in sorted(submissions, key=lambda s: s.student):
-        if sub.workdir is None:
+        writeup_dir = getattr(sub, "writeup_dir", None)
+        if sub.workdir is None and writeup_dir is None:
             flags = [Flag("unreadable", None, f"the submission could not be read: {sub.error}")]
             flags += [Flag("missing", q.id, "no answer: the submission could not be read") for q in questions.questions]
             found[sub.student] = ({}, flags)
             continue
         try:
-            found[sub.student] = extract_answers(Path(sub.workdir), sub.kind, sub.entry, questions)
+            found[sub.student] = extract_answers(Path(sub.workdir) if sub.workdir else None, sub.kind, sub.entry,
+                                                 questions, writeup_dir=writeup_dir,
+                                                 writeups=tuple(getattr(sub, "writeups", ())))
         except Exception as exc:  # noqa: BLE001 - a grader bug costs this student's page entry, never the run
             flags = [Flag("unreadable", None, f"the answers could not be extracted: {type(exc).__name__}: {exc}")]
             flags += [Flag("missing", q.id, "no answer: extraction failed") for q in questions.questions]

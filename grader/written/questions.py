@@ -32,6 +32,47 @@ class Question:
     title: str
     prompt: str
     rubric: tuple[RubricItem, ...]
+    label: str = ""               # the course's own number for it ("1", "2b"; default: the id's number)
+    section: str = ""             # the section it is printed in ("I", "2", "A"); "" when numbering is global
+    wordings: tuple[str, ...] = ()   # other wordings of its text that students restate as a heading
+
+    @property
+    def course_label(self) -> str:
+        return normal_label(self.label or str(self.number))
+
+    @property
+    def course_section(self) -> str:
+        return normal_section(self.section) if self.section else ""
+
+
+ROMAN = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100}
+
+
+def roman_value(text: str) -> int | None:
+    """1 for ``I``, 4 for ``IV``, ...; None when ``text`` is not a roman numeral (up to 399)."""
+    text = text.lower()
+    if not text or any(ch not in ROMAN for ch in text) or len(text) > 8:
+        return None
+    total = 0
+    for index, ch in enumerate(text):
+        value = ROMAN[ch]
+        total += -value if index + 1 < len(text) and ROMAN[text[index + 1]] > value else value
+    return total if 0 < total < 400 else None
+
+
+def normal_section(text: str) -> str:
+    """A section label compared across spellings: ``I``, ``i``, ``1`` and ``01`` are all ``1``;
+    a letter is lower case (``A`` -> ``a``; a single ``I``/``V``/``X`` counts as roman)."""
+    text = text.strip().strip(".:)").strip()
+    if text.isdigit():
+        return str(int(text))
+    value = roman_value(text)
+    return str(value) if value is not None else text.lower()
+
+
+def normal_label(text: str) -> str:
+    """A question number compared across spellings: ``1``, ``1.``, ``(1)``, ``1a``, ``1(a)``, ``1.a``."""
+    return re.sub(r"[\s().:]+", "", text).lower()
 
 
 @dataclass(frozen=True)
@@ -60,6 +101,22 @@ class Questions:
 
     def by_number(self, number: int) -> Question | None:
         return next((q for q in self.questions if q.number == number), None)
+
+    def by_label(self, label: str, section: str | None) -> Question | None:
+        """The question the course numbers ``label`` (``1``, ``2b``), in ``section`` when the course
+        declares sections (``section`` None: the text is not under any section heading). A label
+        with a part (``1a``) that names no question falls back to its number (``1``)."""
+        label = normal_label(label)
+        for wanted in (label, re.sub(r"[a-z]+$", "", label)):
+            found = [q for q in self.questions if q.course_label == wanted
+                     and (not q.course_section or q.course_section == (normal_section(section) if section else None))]
+            if len(found) == 1:
+                return found[0]
+        return None
+
+    @property
+    def sectioned(self) -> bool:
+        return any(q.section for q in self.questions)
 
     def max_score(self) -> Decimal:
         return sum((q.points for q in self.questions), Decimal(0))
@@ -103,8 +160,18 @@ def _question(raw: object, index: int) -> Question:
     if total != points:
         raise QuestionsError(f"questions.toml: {qid}'s rubric items add up to {total}, but the question "
                              f"is worth {points}")
+    label = raw.get("number", "")
+    section = raw.get("section", "")
+    wordings = raw.get("wordings", [])
+    for key, value in (("number", label), ("section", section)):
+        if not isinstance(value, (str, int)) or isinstance(value, bool) or not re.fullmatch(r"[0-9A-Za-z().]{0,12}", str(value)):
+            example = '"1" or "2b"' if key == "number" else '"I", "2" or "A"'
+            raise QuestionsError(f"questions.toml: {qid}.{key} is {value!r}; expected a short label such as {example}")
+    if not isinstance(wordings, list) or not all(isinstance(w, str) and w.strip() for w in wordings):
+        raise QuestionsError(f"questions.toml: {qid}.wordings must be a list of non-empty strings")
     return Question(id=qid, number=int(match.group(1)), points=points, title=_text(raw, "title", qid),
-                    prompt=_text(raw, "prompt", qid), rubric=tuple(rubric))
+                    prompt=_text(raw, "prompt", qid), rubric=tuple(rubric), label=str(label), section=str(section),
+                    wordings=tuple(w.strip() for w in wordings))
 
 
 def _similarity(raw: object) -> SimilaritySettings:
