@@ -18,7 +18,7 @@ from urllib.parse import quote
 from grader.escape import clean_text, md_code_block, md_inline, visible_controls
 from grader.filenames import file_stem
 from grader.results import StudentResult
-from grader.scoring import is_manual
+from grader.scoring import WRITTEN_FUNCTION, is_manual
 from grader.scoring import points_str as pts
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -62,6 +62,16 @@ def _picture_link(name: str) -> str:
     return quote(clean_text(name), safe="")   # a link destination nothing can break out of
 
 
+def _mark_word(c) -> str:
+    """PASS/FAIL for a check; a written question is MARKED (with its points and the TA's comment),
+    or NOT MARKED YET: a mark below full is not a failure."""
+    if c.function != WRITTEN_FUNCTION:
+        return "PASS" if c.passed else "FAIL"
+    from grader.written.manual import NOT_MARKED  # TA side only: the student kit has no written checks
+
+    return "NOT MARKED YET" if c.message == NOT_MARKED else "MARKED"
+
+
 def feedback_markdown(r: StudentResult, pictures: list[str] = ()) -> str:
     """What the student reads: a summary line, a table per function, then each failed check;
     ``pictures`` (file names beside the feedback) are shown under the workhouse's section.
@@ -92,7 +102,7 @@ def feedback_markdown(r: StudentResult, pictures: list[str] = ()) -> str:
             lines += [f"![your samples over the ring, beside the reference's, and your loss curves]({_picture_link(p)})"
                       for p in pictures] + ([""] if pictures else [])
         for c in checks:
-            mark = "PASS" if c.passed else "FAIL"
+            mark = _mark_word(c)
             lines.append(f"- **{mark}** `{_md_escape(c.name)}` ({pts(c.score)} / {pts(c.max_score)}): "
                          f"{_md_escape(c.description)}")
             if c.message and (not c.passed or is_manual(c)):

@@ -410,7 +410,10 @@ def test_anonymous_pages_show_only_codes_in_code_order(tmp_path):
         for s in subs:
             assert s.student not in text, (path.name, s.student)
     q1 = (tmp_path / "out" / "written" / "Q1.html").read_text("utf-8")
-    assert [q1.index(f"<h3>{c}</h3>") for c in codes] == sorted(q1.index(f"<h3>{c}</h3>") for c in codes)
+    shown = [c for c in codes if f"<h3>{c}</h3>" in q1]      # students with an answer, in code order
+    assert len(shown) == 2 and [q1.index(f"<h3>{c}</h3>") for c in shown] == sorted(q1.index(f"<h3>{c}</h3>") for c in shown)
+    broken = code_table([s.student for s in subs], SECRET)["broken_bella"]
+    assert f"<li><b>{broken}</b>: no answer: the submission could not be read</li>" in q1   # listed once, at the top
     assert "identical text" in q1                       # the two copies are flagged, by code
     template = (tmp_path / "out" / "written" / "manual_template.csv").read_text("utf-8").splitlines()
     assert template[0] == "student,question,points,comment"
@@ -549,6 +552,11 @@ def test_merge_adds_written_checks_and_applies_overrides_purely(tmp_path):
     assert alice.functions()["written"] == {"score": "12.5", "max_score": "20"}
     assert alice.rubric["questions"] == {"version": QUESTIONS.version, "sha256": QUESTIONS.sha256}
     assert [is_manual(c) for c in alice.checks] == [True, False, True, True, True]
+    from grader.reports import feedback_markdown
+    feedback = feedback_markdown(alice)      # a mark below full is shown as marked, never as FAIL
+    assert "- **MARKED** `Q2` (7.5 / 10): " in feedback and "misses the ELBO bound" in feedback
+    assert "- **MARKED** `Q1` (5 / 5): " in feedback and "- **NOT MARKED YET** `Q3` (0 / 5): " in feedback
+    assert "**FAIL** `Q" not in feedback
     bob = merged[1]
     assert bob.status == "load_error" and [c.name for c in bob.checks if c.function == "written"] == ["Q1", "Q2", "Q3"]
     # undoing the merge gives the stored automatic result back, byte for byte

@@ -184,3 +184,69 @@ def test_sections_and_numbers_declared_in_questions_toml(tmp_path):
     path.write_text(text.replace('number = "2"\nsection', 'number = "two!"\nsection'))
     with pytest.raises(QuestionsError, match="Q3.number is 'two!'"):
         load_questions(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Pages TAs read
+# --------------------------------------------------------------------------------------------
+
+def test_pages_list_students_without_an_answer_once_at_the_top(tmp_path):
+    from grader.written import write_written_pages
+
+    class Sub:
+        def __init__(self, student, workdir=None, writeup_dir=None, writeups=()):
+            self.student, self.workdir, self.kind, self.entry, self.error = student, workdir, "py", "solution.py", None
+            self.writeup_dir, self.writeups = writeup_dir, list(writeups)
+
+    subs = [Sub("maria", writeup_dir=FIXTURES, writeups=["numbered_report.md"]),
+            Sub("zoe", writeup_dir=FIXTURES, writeups=["scanned_report.pdf"])]
+    for n in range(20):
+        work = tmp_path / f"w{n}"
+        work.mkdir()
+        (work / "solution.py").write_text("x = 1\n")
+        subs.append(Sub(f"nobody{n:02d}", work))
+    write_written_pages(subs, tmp_path / "out", QUESTIONS)
+    q1 = (tmp_path / "out" / "written" / "Q1.html").read_text("utf-8")
+    top, answers = q1.split("<h2>Answers (1)</h2>")
+    assert "<h3>Without an answer (21)</h3>" in top and top.count("<li><b>nobody") == 20
+    assert "<li><b>zoe</b>: no answer to Q1 in the text; scanned_report.pdf has no text to read: mark it from the PDF</li>" in top
+    assert answers.count("<article") == 1 and "nobody" not in answers and "(no answer)" not in q1
+    assert ('numbered_report.md line 5 \u00b7 heading <code>### 1. Generative modelling</code> \u00b7 '
+            '<span class="how">matched by number 1 and the question&#x27;s text</span>') in answers
+    assert '<span class="math">$p_\\theta(x)$</span>' in answers          # math readable, escaped
+    q1_md = (tmp_path / "out" / "written" / "Q1.md").read_text("utf-8")
+    assert "### Without an answer (21)" in q1_md and "## Answers (1)" in q1_md and "### nobody00" not in q1_md
+    assert "numbered\\_report.md line 5 \u00b7 heading: \\#\\#\\# 1. Generative modelling \u00b7 matched by number 1" in q1_md
+
+
+def test_answers_json_for_the_marking_app(tmp_path):
+    import json
+
+    from grader.written import anonymity_secret, write_written_pages
+    from grader.written.anonymity import code_table
+
+    class Sub:
+        def __init__(self, student, writeups):
+            self.student, self.workdir, self.kind, self.entry, self.error = student, None, "writeup", None, None
+            self.writeup_dir, self.writeups = FIXTURES, writeups
+
+    subs = [Sub("paula", ["pdf_report.pdf"]), Sub("ivan", ["issue13_report.md"]), Sub("zoe", ["scanned_report.pdf"])]
+    report = write_written_pages(subs, tmp_path / "out", QUESTIONS)
+    path = tmp_path / "out" / "written" / "answers.json"
+    assert path in report.pages and report.summary_line().startswith("written answers: 6 files in written/")
+    data = json.loads(path.read_text("utf-8"))
+    assert data["format"] == 1 and data["questions_version"] == QUESTIONS.version and data["anonymous"] is False
+    q2 = data["questions"][1]
+    assert q2["id"] == "Q2" and q2["points"] == "10" and [r["points"] for r in q2["rubric"]] == ["2", "1", "1", "2", "2", "2"]
+    paula = next(a for a in q2["answers"] if a["student"] == "paula")
+    assert paula["source"] == {"file": "pdf_report.pdf", "page": 2, "line": 1, "location": "pdf_report.pdf page 2, line 1"}
+    assert paula["how"] == "matched by number 2 under section I and the question's text"
+    assert paula["text"].startswith("A GAN plays a two-player game")
+    ivan_q3 = next(a for a in data["questions"][2]["answers"] if a["student"] == "ivan")
+    assert ivan_q3["empty"] is True and [f["kind"] for f in ivan_q3["flags"]] == ["empty"]
+    assert [w["student"] for w in q2["without_answer"]] == ["zoe"]
+    assert {f["kind"] for f in q2["without_answer"][0]["flags"]} == {"no_text_layer"}
+    secret = anonymity_secret(1)
+    write_written_pages(subs, tmp_path / "anon", QUESTIONS, anonymous=True, secret=secret)
+    text = (tmp_path / "anon" / "written" / "answers.json").read_text("utf-8")
+    assert "paula" not in text and code_table(["paula"], secret)["paula"] in text and '"anonymous": true' in text

@@ -3,13 +3,15 @@
 Two entry points for ``grader.run``:
 
 * ``write_written_pages(submissions, out_dir, questions, anonymous, secret=...)``, right after
-  intake (it reads the prepared workdirs as text), writes ``written/Q<n>.html``, ``Q<n>.md`` and
-  ``manual_template.csv``, and returns a ``WrittenReport``;
+  intake (it reads the prepared workdirs and write-ups as text), writes ``written/Q<n>.html``,
+  ``Q<n>.md``, ``manual_template.csv`` and ``answers.json`` (the answers as data, for the marking
+  app), and returns a ``WrittenReport``;
 * ``apply_manual_marks(results, manual_csv_path, questions, secret=..., anonymous=...)``, a pure
   step on the stored results, returns ``(merged results, problems)``.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +28,13 @@ from grader.written.similarity import Pair, near_duplicates
 __all__ = [
     "Answer", "Flag", "Mark", "Pair", "Problem", "Question", "Questions", "QuestionsError", "WrittenReport",
     "DEFAULT_QUESTIONS", "anonymity_secret", "anonymous_code", "apply_manual_marks", "automatic_only",
-    "collect_answers", "extract_answers", "is_manual", "load_questions", "merge", "write_written_pages",
+    "answers_json", "collect_answers", "extract_answers", "is_manual", "load_questions", "merge", "write_written_pages",
 ]
 
 WRITTEN_DIR = "written"
 TEMPLATE_NAME = "manual_template.csv"
+ANSWERS_NAME = "answers.json"
+ANSWERS_FORMAT = 1
 
 
 @dataclass
@@ -42,7 +46,8 @@ class WrittenReport:
 
     def summary_line(self) -> str:
         parts = [f"{n} {FLAG_KINDS[k]}" for k, n in sorted(self.counts.items()) if n]
-        return f"written answers: {len(self.pages) - 1} files in {WRITTEN_DIR}/" + (
+        shown = sum(path.suffix in (".html", ".md") for path in self.pages)
+        return f"written answers: {shown} files in {WRITTEN_DIR}/" + (
             f"; flags: {', '.join(parts)}" if parts else "; no flags")
 
 
@@ -76,7 +81,8 @@ def collect_answers(submissions, questions: Questions) -> tuple[dict[str, tuple[
 
 def write_written_pages(submissions, out_dir: Path, questions: Questions | None = None, anonymous: bool = False,
                         *, secret: bytes | None = None) -> WrittenReport:
-    """Write ``out_dir/written/Q<n>.html``, ``Q<n>.md`` and ``manual_template.csv`` (atomically).
+    """Write ``out_dir/written/Q<n>.html``, ``Q<n>.md``, ``manual_template.csv`` and ``answers.json``
+    (atomically).
 
     ``secret`` (see ``anonymity_secret``) is required when ``anonymous``: students then appear only
     as their codes, sorted by code, in the pages, the flags and the template.
@@ -104,8 +110,51 @@ def write_written_pages(submissions, out_dir: Path, questions: Questions | None 
     template = folder / TEMPLATE_NAME
     write_atomic(template, manual_template([s.name for s in students], questions))
     written.append(template)
+    answers_path = folder / ANSWERS_NAME
+    write_atomic(answers_path, answers_json(students, questions, shown_pairs, anonymous))
+    written.append(answers_path)
     counts = Counter(f.kind for fl in flags.values() for f in fl)
     return WrittenReport(written, flags, pairs, dict(sorted(counts.items())))
+
+
+def answers_json(students: list[StudentAnswers], questions: Questions, pairs: dict[str, list[Pair]],
+                 anonymous: bool) -> str:
+    """``written/answers.json``: the answers as data, for marking tools (the browser marking app
+    reads it and never needs the class folder). Per question: its text, points and rubric, then
+    every student (or anonymous code) with an answer: the text as written, its source (file, page
+    for a PDF, line, and the location as shown on the pages), the heading, how it was matched,
+    its flags and other answers found; then those without an answer, with why; and the
+    near-duplicate pairs. Deterministic (sorted keys, students in page order)."""
+    from grader.escape import clean_text
+    from grader.scoring import points_str
+
+    def flag_list(student: StudentAnswers, qid: str) -> list[dict]:
+        return [{"kind": f.kind, "label": FLAG_KINDS[f.kind], "message": clean_text(f.message)}
+                for f in student.flags if f.question in (qid, None)]
+
+    data = {"format": ANSWERS_FORMAT, "questions_version": questions.version, "questions_sha256": questions.sha256,
+            "anonymous": anonymous, "questions": []}
+    for q in questions.questions:
+        entry = {"id": q.id, "title": q.title, "prompt": q.prompt, "points": points_str(q.points),
+                 "rubric": [{"item": n, "points": points_str(item.points), "text": item.text}
+                            for n, item in enumerate(q.rubric, start=1)],
+                 "answers": [], "without_answer": [],
+                 "near_duplicates": [{"a": p.a, "b": p.b, "similarity": p.describe()} for p in pairs.get(q.id, [])]}
+        for s in students:
+            answer = s.answers.get(q.id)
+            if answer is None:
+                entry["without_answer"].append({"student": clean_text(s.name), "flags": flag_list(s, q.id)})
+                continue
+            entry["answers"].append({
+                "student": clean_text(s.name), "text": clean_text(answer.text), "empty": not answer.text.strip(),
+                "source": {"file": clean_text(answer.file), "page": answer.page, "line": answer.line,
+                           "location": clean_text(answer.location)},
+                "heading": clean_text(answer.heading), "how": answer.how, "well_formed": answer.well_formed,
+                "flags": flag_list(s, q.id),
+                "others": [{"location": clean_text(loc), "heading": clean_text(head), "text": clean_text(text)}
+                           for loc, head, text in answer.others]})
+        data["questions"].append(entry)
+    return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
 
 def apply_manual_marks(results: list[StudentResult], manual_csv_path: Path | None, questions: Questions | None = None,

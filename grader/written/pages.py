@@ -38,9 +38,10 @@ BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MATH = re.compile(r"\$\$.{1,2000}?\$\$|\\\[.{1,2000}?\\\]|\\\(.{1,500}?\\\)"
                   r"|(?<![\\$])\$(?!\s)[^$\n]{1,500}?(?<![\s\\])\$", re.DOTALL)   # bounded: linear time
-FLAG_ORDER = ("copied", "missing", "empty", "misheaded", "code_heading", "misplaced", "extra_answer",
+FLAG_ORDER = ("copied", "missing", "no_text_layer", "empty", "misheaded", "code_heading", "misplaced", "extra_answer",
               "unknown_question", "truncated", "unreadable")
 
+UNANSWERED_KINDS = ("missing", "no_text_layer")
 STYLE = """
 body { font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 1.5rem auto; padding: 0 1rem; color: #1a1a1a; }
 nav a { margin-right: 1rem; }
@@ -54,6 +55,8 @@ article { border-top: 2px solid #333; margin-top: 2rem; padding-top: 0.5rem; }
 .flag { color: #8a1c1c; }
 .empty { color: #8a1c1c; font-style: italic; }
 .mark { font-weight: bold; }
+.how { font-style: italic; }
+.compact { columns: 2; font-size: 0.9rem; }
 code { font-family: ui-monospace, monospace; background: #f0f0f0; padding: 0 0.2rem; }
 """
 STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode("utf-8")).digest()).decode("ascii")
@@ -125,6 +128,26 @@ def _flags_for(student: StudentAnswers, question: Question) -> list[Flag]:
     return sorted(mine, key=lambda f: (FLAG_ORDER.index(f.kind), f.message))
 
 
+def _unanswered(students: list[StudentAnswers], question: Question) -> list[tuple[StudentAnswers, str]]:
+    """Students with no answer to ``question``, and why (their flags' messages for it, in one line):
+    listed once at the top of the page, not as blocks among the answers."""
+    out = []
+    for s in students:
+        if question.id not in s.answers:
+            mine = [f for f in _flags_for(s, question) if f.kind in ("missing", "no_text_layer", "unreadable")]
+            why = [f.message for f in mine if f.question == question.id] or [f.message for f in mine]
+            out.append((s, "; ".join(why) or "no answer"))
+    return out
+
+
+def source_text(answer: Answer) -> str:
+    """Where the answer was found and how it was matched, for the line beside it."""
+    parts = [answer.location, f"heading: {answer.heading}"]
+    if answer.how:
+        parts.append(answer.how)
+    return " \u00b7 ".join(parts)
+
+
 def _pair_rows(pairs: list[Pair]) -> list[tuple[str, str, str]]:
     """``(a, b, similarity)`` with names ordered within and between pairs (no id order leaks)."""
     rows = [(*sorted((p.a, p.b)), p.describe(), p) for p in pairs]
@@ -141,7 +164,7 @@ def _threshold_text(questions: Questions) -> str:
 def question_html(question: Question, questions: Questions, students: list[StudentAnswers], pairs: list[Pair],
                   anonymous: bool) -> str:
     """The self-contained HTML page for ``question`` (students in the order given)."""
-    anchors = {s.name: f"s{i + 1}" for i, s in enumerate(students)}
+    anchors = {s.name: f"s{i + 1}" for i, s in enumerate(students) if question.id in s.answers}
     link = lambda name: f'<a href="#{anchors[name]}">{h(name)}</a>' if name in anchors else h(name)  # noqa: E731
     pts = points_str(question.points)
     out = [
@@ -170,25 +193,32 @@ def question_html(question: Question, questions: Questions, students: list[Stude
     else:
         out.append("<p>none</p>")
     for kind in FLAG_ORDER[1:]:
+        if kind in UNANSWERED_KINDS:
+            continue       # listed with their reasons under "Without an answer"
         names = [s.name for s in students if any(f.kind == kind and f.question == question.id for f in s.flags)]
         if names:
             out.append(f"<p><b>{h(FLAG_KINDS[kind])}</b> ({len(names)}): " + ", ".join(link(n) for n in names) + "</p>")
-    out.append("<h2>Answers</h2>")
-    for s in students:
-        answer = s.answers.get(question.id)
+    missing = _unanswered(students, question)
+    shown = [s for s in students if question.id in s.answers]
+    out.append(f"<h3>Without an answer ({len(missing)})</h3>")
+    if missing:
+        out += ['<ul class="compact">', *[f'<li><b>{h(s.name)}</b>: {h(why)}</li>' for s, why in missing], "</ul>"]
+    else:
+        out.append("<p>none</p>")
+    out.append(f"<h2>Answers ({len(shown)})</h2>")
+    for s in shown:
+        answer = s.answers[question.id]
         out += [f'<article id="{anchors[s.name]}">', f"<h3>{h(s.name)}</h3>"]
-        if answer is not None:
-            out.append(f'<p class="where">{h(answer.location)} \u00b7 heading <code>{h(answer.heading)}</code></p>')
+        out.append(f'<p class="where">{h(answer.location)} \u00b7 heading <code>{h(answer.heading)}</code>'
+                   + (f' \u00b7 <span class="how">{h(answer.how)}</span>' if answer.how else "") + "</p>")
         flags = _flags_for(s, question)
         if flags:
             out += ["<ul>", *[f'<li class="flag">{h(FLAG_KINDS[f.kind])}: {h(f.message)}</li>' for f in flags], "</ul>"]
-        if answer is None:
-            out.append('<p class="empty">(no answer)</p>')
-        elif not answer.text.strip():
+        if not answer.text.strip():
             out.append('<p class="empty">(empty)</p>')
         else:
             out.append(f'<div class="answer">{answer_html(answer.text)}</div>')
-        for location, heading, text in (answer.others if answer else ()):
+        for location, heading, text in answer.others:
             out += [f'<p class="where">also found: {h(location)} \u00b7 heading <code>{h(heading)}</code></p>',
                     f'<div class="answer">{answer_html(text)}</div>']
         out += [f'<p class="mark">points: ____ / {pts}</p>', "</article>"]
@@ -216,24 +246,28 @@ def question_markdown(question: Question, questions: Questions, students: list[S
         out.append("none")
     out.append("")
     for kind in FLAG_ORDER[1:]:
+        if kind in UNANSWERED_KINDS:
+            continue       # listed with their reasons under "Without an answer"
         names = [s.name for s in students if any(f.kind == kind and f.question == question.id for f in s.flags)]
         if names:
             out += [f"- **{md(FLAG_KINDS[kind])}** ({len(names)}): {', '.join(md(n) for n in names)}"]
-    out += ["", "## Answers", ""]
-    for s in students:
-        answer = s.answers.get(question.id)
+    missing = _unanswered(students, question)
+    shown = [s for s in students if question.id in s.answers]
+    out += ["", f"### Without an answer ({len(missing)})", ""]
+    out += [f"- **{md(s.name)}**: {md(why)}" for s, why in missing] or ["none"]
+    out += ["", f"## Answers ({len(shown)})", ""]
+    for s in shown:
+        answer = s.answers[question.id]
         out += [f"### {md(s.name)}", ""]
-        if answer is not None:
-            out += [f"{md(answer.location)} \u00b7 heading: {md(answer.heading)}", ""]
+        out += [f"{md(answer.location)} \u00b7 heading: {md(answer.heading)}"
+                + (f" \u00b7 {md(answer.how)}" if answer.how else ""), ""]
         flags = _flags_for(s, question)
         out += [f"- {md(FLAG_KINDS[f.kind])}: {md(f.message)}" for f in flags] + ([""] if flags else [])
-        if answer is None:
-            out += ["*(no answer)*", ""]
-        elif not answer.text.strip():
+        if not answer.text.strip():
             out += ["*(empty)*", ""]
         else:
             out += [*md_block(answer.text), ""]
-        for location, heading, text in (answer.others if answer else ()):
+        for location, heading, text in answer.others:
             out += [f"also found: {md(location)} \u00b7 heading: {md(heading)}", "", *md_block(text), ""]
         out += [f"**points: \\_\\_\\_\\_ / {pts}**", ""]
     return "\n".join(out)
