@@ -74,7 +74,12 @@ def score_suite(suite: Suite, verdicts: dict[str, Verdict], rubric: Rubric) -> l
         failed_gates = [g for g in check.requires if not verdicts[g].passed]  # every gate exists (Suite)
         points = rubric.check_points(suite.function, check.name)
         message = verdict.message
-        if verdict.diagnosis and verdict.explanation:
+        diagnosis = verdict.diagnosis
+        if not verdict.passed and failed_gates:
+            # the gate's failure explains this one better than a guess made on its own inputs
+            diagnosis = None
+            message = (f"this check builds on `{failed_gates[0]}`, which failed: fix that first\n{message}")
+        elif verdict.diagnosis and verdict.explanation:
             message = f"Likely mistake ({verdict.diagnosis}): {verdict.explanation}\n{message}"
         passed = verdict.passed and not failed_gates
         if verdict.passed and failed_gates:
@@ -88,7 +93,7 @@ def score_suite(suite: Suite, verdicts: dict[str, Verdict], rubric: Rubric) -> l
             hidden = {GATED_KEY: failed_gates}  # a TA's override of those gates credits this check
         results.append(CheckResult(
             function=suite.function, name=check.name, score=points if passed else Decimal(0), max_score=points,
-            passed=passed, expected=verdict.expected, got=verdict.got, diagnosis=verdict.diagnosis,
+            passed=passed, expected=verdict.expected, got=verdict.got, diagnosis=diagnosis,
             message=message, description=check.description, hidden=hidden,
         ))
     return results
