@@ -250,3 +250,7 @@ def test_answers_json_for_the_marking_app(tmp_path):
     write_written_pages(subs, tmp_path / "anon", QUESTIONS, anonymous=True, secret=secret)
     text = (tmp_path / "anon" / "written" / "answers.json").read_text("utf-8")
     assert "paula" not in text and code_table(["paula"], secret)["paula"] in text and '"anonymous": true' in text
+
+
+def test_a_word_hyphenated_across_a_pdf_line_is_one_word():
+    assert words("a gener-\native model, well-known") == ["a", "generative", "model", "well", "known"]

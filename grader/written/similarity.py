@@ -43,9 +43,14 @@ class Pair:
         return f"difflib ratio {self.ratio:.3f}, shingle Jaccard {self.jaccard:.3f}"
 
 
+HYPHENATED_RE = re.compile(r"(\w)-[ \t]*\n[ \t]*(\w)")   # "gener-\native" in a PDF's text: one word
+
+
 def words(text: str) -> list[str]:
-    """The normalised words of ``text``."""
-    return WORD_RE.findall(unicodedata.normalize("NFKC", text).casefold().replace("_", " "))
+    """The normalised words of ``text`` (a word hyphenated across a line break is one word, as a PDF
+    of a Markdown text often has it: the two are the same text)."""
+    text = HYPHENATED_RE.sub(r"\1\2", unicodedata.normalize("NFKC", text))
+    return WORD_RE.findall(text.casefold().replace("_", " "))
 
 
 def _without_prompt(text: str, prompt: str) -> list[str]:
