@@ -36,7 +36,7 @@ from grader.checks import build_suites
 from grader.checks.base import Case
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric, public_rubric
 from grader.sandbox import Limits, isolation_available
-from grader.scoring import CheckResult, points_str
+from grader.scoring import CheckResult, JudgeError, points_str
 
 KIT_DATA = Path(__file__).with_name("kit_data")
 #: Checks the self-check cannot run without the reference (they are graded by the TA only).
@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         sub = submissions[0]
         with open_pool(backend) as pool:
             result, _ = grade_submission(sub, suites, pool, rubric, [s.calls() for s in suites])
+    except JudgeError as exc:  # the grader's own bug, never the student's
+        print(f"error: the self-check itself failed, not your code (please report this): {exc}", file=sys.stderr)
+        return 3
     finally:
         shutil.rmtree(work, ignore_errors=True)
     header = f"self-check of {path} (public inputs; sandbox: {SANDBOX_LABELS[backend]})"

@@ -55,30 +55,38 @@ def is_manual(check: CheckResult) -> bool:
     return check.function == WRITTEN_FUNCTION or (isinstance(check.hidden, dict) and OVERRIDE_KEY in check.hidden)
 
 
+class JudgeError(RuntimeError):
+    """A judge failed on well-typed data (``grader.sandbox.schema`` turned malformed data into a
+    crashed call before): the grader's own bug, which makes the submission's ``sandbox_error``."""
+
+
 def judge_suite(suite: Suite, outcomes: dict[str, Outcome]) -> dict[str, Verdict]:
-    """Every check's verdict; a judge that fails unexpectedly is a failed check with the reason."""
+    """Every check's verdict; raises ``JudgeError`` (naming the check) when a judge fails."""
     verdicts: dict[str, Verdict] = {}
     for check in suite.checks:
         try:
             verdicts[check.name] = check.judge(check, outcomes)
-        except Exception as exc:  # a malformed outcome must cost the student this check, never the run
-            verdicts[check.name] = Verdict(False, f"could not judge this check: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            raise JudgeError(f"judging {suite.function}/{check.name} failed: {type(exc).__name__}: {exc}") from exc
     return verdicts
 
 
 def score_suite(suite: Suite, verdicts: dict[str, Verdict], rubric: Rubric) -> list[CheckResult]:
     """Points per check: full points when passed and every check it requires passed, else zero."""
     results = []
+    requires = {check.name: check.requires for check in suite.checks}
     for check in suite.checks:
         verdict = verdicts[check.name]
         failed_gates = [g for g in check.requires if not verdicts[g].passed]  # every gate exists (Suite)
         points = rubric.check_points(suite.function, check.name)
         message = verdict.message
         diagnosis = verdict.diagnosis
-        if not verdict.passed and failed_gates:
+        # a failed gate that does not build on this check in turn (mutual gates share one fate)
+        upstream = [g for g in failed_gates if check.name not in requires[g]]
+        if not verdict.passed and upstream:
             # the gate's failure explains this one better than a guess made on its own inputs
             diagnosis = None
-            message = (f"this check builds on `{failed_gates[0]}`, which failed: fix that first\n{message}")
+            message = (f"this check builds on `{upstream[0]}`, which failed: fix that first\n{message}")
         elif verdict.diagnosis and verdict.explanation:
             message = f"Likely mistake ({verdict.diagnosis}): {verdict.explanation}\n{message}"
         passed = verdict.passed and not failed_gates

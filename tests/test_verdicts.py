@@ -187,3 +187,41 @@ def test_a_check_that_fails_behind_a_failed_gate_names_the_gate_not_a_new_mistak
     assert results["value"].diagnosis is None
     extreme = results["extreme_inputs"]
     assert extreme.diagnosis is None and extreme.message.startswith("this check builds on `value`, which failed")
+
+
+@pytest.mark.parametrize("value, why", [
+    ({"value": "3.0"}, "no numeric array `value`"),
+    ({"value": np.zeros(2), "grads": "all of them"}, "`grads` is not a list"),
+    ({"value": np.zeros(2), "args_after": [np.zeros(2), "x"]}, "`args_after` is not a list of arrays"),
+    ({"raised": 3}, "exception report"),
+])
+def test_malformed_function_values_fail_their_call_before_any_judge(value, why):
+    from grader.sandbox import protocol
+    from grader.sandbox.pool import _call_result
+
+    message = {"id": "c", "status": "ok", "duration_s": 0.1, "value": protocol.to_jsonable(value)}
+    result = _call_result(message, "function")
+    assert result.status == "crashed" and why in result.error, result.error
+    assert _call_result({**message, "value": protocol.to_jsonable({"value": np.zeros(2)})}, "function").status == "ok"
+
+
+@pytest.mark.parametrize("value, why", [
+    ({"n_parameters": "many"}, "`n_parameters`"),
+    ({"n_parameters": 3, "forward": {"value": [1.0]}}, "`forward` has no numeric array"),
+    ({"n_parameters": 3, "samples": [{"value": np.zeros(2)}, 7]}, "a `sample` is not an object"),
+])
+def test_malformed_fvbn_values_fail_their_call(value, why):
+    from grader.sandbox import schema
+
+    assert why in (schema.problem("fvbn", value) or "")
+
+
+def test_a_judge_that_fails_on_well_typed_data_is_the_graders_error():
+    from grader.scoring import JudgeError, judge_suite
+
+    def broken(check, outcomes):
+        raise ZeroDivisionError("a grader bug")
+
+    suite = Suite("f", (Check("f", "value", "", (), broken),))
+    with pytest.raises(JudgeError, match="judging f/value failed: ZeroDivisionError"):
+        judge_suite(suite, {})

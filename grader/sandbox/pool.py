@@ -28,7 +28,7 @@ import weakref
 from pathlib import Path
 
 from grader.escape import clean_text
-from grader.sandbox import protocol
+from grader.sandbox import protocol, schema
 from grader.sandbox.job import PROJECT_ROOT
 from grader.sandbox.limits import Limits
 from grader.sandbox.namespaces import isolation_available
@@ -216,6 +216,7 @@ class SandboxPool:
         reader = zygote.reader
         reader.max_bytes = (limits.result_mib << 20) + 12 * (limits.output_kib << 10) + (1 << 20)
         expected = set(ids)
+        kinds = {call["id"]: call.get("kind") for group in groups for call in group}
         end_seen = False
         while True:
             try:
@@ -233,7 +234,7 @@ class SandboxPool:
                 call_id = message.get("id")
                 if call_id not in expected or call_id in result.calls:
                     raise StreamError(f"an unexpected outcome for call {clean_text(call_id, 80)!r}")
-                result.calls[call_id] = _call_result(message)
+                result.calls[call_id] = _call_result(message, kinds[call_id])
             elif kind == "end" and not end_seen:
                 end_seen = True
                 status = message.get("status")
@@ -280,9 +281,10 @@ def with_definitions_fallback(run_once, mode: str) -> SandboxResult:
     return result
 
 
-def _call_result(message: dict) -> CallResult:
+def _call_result(message: dict, kind: str | None = None) -> CallResult:
     """One call's outcome as the supervisor reported it; malformed data from the student's
-    process (anything that does not decode to an object of values) fails that call only."""
+    process (anything that does not decode to an object of values of the shape ``schema``
+    gives for the call's ``kind``) fails that call only."""
     call_id = str(message.get("id"))
     status = message.get("status")
     duration = message.get("duration_s")
@@ -300,6 +302,9 @@ def _call_result(message: dict) -> CallResult:
     if not isinstance(value, dict):
         return CallResult(call_id, "crashed", None,
                           f"the call returned a {type(value).__name__}, not an object of values", duration)
+    malformed = schema.problem(kind, value) if kind else None
+    if malformed:
+        return CallResult(call_id, "crashed", None, f"malformed data from the sandbox: {malformed}", duration)
     return CallResult(call_id, "ok", _capped(value), "", duration)
 
 

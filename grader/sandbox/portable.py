@@ -265,6 +265,7 @@ class _Run:
     def __init__(self, pool: PortablePool, workdir: str, entry: str, mode: str, groups: list[list[dict]]) -> None:
         self.pool, self.limits = pool, pool.limits
         self.workdir, self.entry, self.mode, self.groups = workdir, entry, mode, groups
+        self.kinds = {call["id"]: call.get("kind") for group in groups for call in group}
         cap = self.limits.output_kib << 10
         self.stdout, self.stderr = Capture(cap), Capture(cap)
         self.result = SandboxResult(status="sandbox_error", message="", isolation="portable")
@@ -368,7 +369,7 @@ class _Run:
     def _record(self, call_id: str, status: str, message: dict, duration: float) -> None:
         frame = {"id": call_id, "status": status, "duration_s": round(duration, 6),
                  "error": str(message.get("error", ""))[:4000], "value": message.get("value")}
-        self.result.calls[call_id] = _call_result(frame)
+        self.result.calls[call_id] = _call_result(frame, self.kinds.get(call_id))
 
     @staticmethod
     def _call_failure(stop: _Stop, job: Job, call: dict, begun: bool) -> tuple[str, str]:
