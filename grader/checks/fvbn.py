@@ -307,7 +307,7 @@ def build_suite(rubric: Rubric, oracle) -> Suite:
     every = (sampling, *props)
     judges = {
         "interface": (judge_interface, every, "forward, log_prob and sample have the contract's shapes and values", ()),
-        "autoregressive": (judge_autoregressive, tuple(props), "output i depends only on x_<i, whatever the parameters", ("interface",)),
+        "autoregressive": (judge_autoregressive, tuple(props), "output i depends only on x_<i, and some output on x_<i, whatever the parameters", ("interface",)),
         "log_prob_consistent": (judge_log_prob, every, "log_prob is the chain rule on forward's logits", ("interface",)),
         "normalised": (judge_normalised, every, "exp(log_prob) sums to 1 over all binary vectors", ("interface",)),
         "sampling_consistent": (judge_sampling, (sampling,), "samples follow exp(log_prob) (chi-square test)", ("interface",)),
