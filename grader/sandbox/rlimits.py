@@ -22,6 +22,7 @@ from grader.sandbox.job import Job  # noqa: E402
 
 _setrlimit, _getrlimit, _getrusage = resource.setrlimit, resource.getrlimit, resource.getrusage
 _RLIMIT_CPU, _RUSAGE_SELF, _RLIM_INFINITY = resource.RLIMIT_CPU, resource.RUSAGE_SELF, resource.RLIM_INFINITY
+_ceil = math.ceil
 
 MIB = 1 << 20
 
@@ -79,7 +80,9 @@ def set_call_cpu(cpu_s: float) -> None:
     usage = _getrusage(_RUSAGE_SELF)
     used = usage.ru_utime + usage.ru_stime
     _, hard = _getrlimit(_RLIMIT_CPU)
-    soft = max(1, round(used + cpu_s))  # whole seconds: within half a second of asked
+    # whole seconds, rounded up: never less than asked (rounding to nearest gave up to half a
+    # second less, so a busy loop's CPU limit could fire before its equal wall limit)
+    soft = max(1, _ceil(used + cpu_s))
     if hard != _RLIM_INFINITY:
         soft = min(soft, hard)
     _setrlimit(_RLIMIT_CPU, (soft, hard))
