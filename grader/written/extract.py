@@ -139,8 +139,8 @@ class _Source:
 # Reading files (the workdir is the intake's private copy; still never follow a link)
 # --------------------------------------------------------------------------------------------
 
-def _read_bytes(path: Path, limit: int) -> tuple[bytes | None, str | None]:
-    """``(data, problem)``: at most ``limit`` bytes of a regular file, never through a link."""
+def _read_start(path: Path, limit: int) -> tuple[bytes | None, str | None]:
+    """``(data, problem)``: up to ``limit + 1`` bytes of a regular file, never through a link."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -149,28 +149,25 @@ def _read_bytes(path: Path, limit: int) -> tuple[bytes | None, str | None]:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None, f"{path.name} is not a regular file"
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
+            return handle.read(limit + 1), None
     finally:
         os.close(fd)
-    if len(data) > limit:
+
+
+def _read_bytes(path: Path, limit: int) -> tuple[bytes | None, str | None]:
+    """``(data, problem)``: at most ``limit`` bytes of a regular file, never through a link."""
+    data, problem = _read_start(path, limit)
+    if data is not None and len(data) > limit:
         return None, f"{path.name} is larger than {limit // (1024 * 1024)} MiB: not read"
-    return data, None
+    return data, problem
 
 
 def _read_text(path: Path) -> tuple[str | None, str | None]:
     """``(text, problem)``: the file's text (UTF-8; undecodable bytes replaced), at most
     MAX_FILE_BYTES of it; text None when it cannot be read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        return None, f"{path.name} could not be opened: {exc.strerror}"
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None, f"{path.name} is not a regular file"
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
+    data, problem = _read_start(path, MAX_FILE_BYTES)
+    if data is None:
+        return None, problem
     problem = None
     if len(data) > MAX_FILE_BYTES:
         data = data[:MAX_FILE_BYTES]
