@@ -121,7 +121,7 @@ def _host_view(pid: int, probe: tuple[str, ...] = ()) -> dict | None:
     try:
         status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                       if ":\t" in line)
-        return {
+        view = {
             "uid": status["Uid"].split()[0], "cap_eff": status["CapEff"], "cap_bnd": status["CapBnd"],
             "no_new_privs": status["NoNewPrivs"], "seccomp": status["Seccomp"],
             "ns": {n: os.readlink(f"/proc/{pid}/ns/{n}") for n in NAMESPACES},
@@ -130,6 +130,10 @@ def _host_view(pid: int, probe: tuple[str, ...] = ()) -> dict | None:
             # which of the probed paths exist in the process's own file-system view
             "visible": [path for path in probe if os.path.lexists(f"/proc/{pid}/root{path}")],
         }
+        # An exiting process loses its file-system view before it leaves /proc: then every probe
+        # reads as absent. A view still there after the probes was there during them.
+        os.readlink(f"/proc/{pid}/root")
+        return view
     except (OSError, KeyError, ValueError):
         return None  # gone meanwhile
 
