@@ -25,6 +25,7 @@ from grader.intake import (
     IntakeLimits,
     convert_notebook,
     discover,
+    markdown_of_notebook,
     prepare,
 )
 from grader.sandbox.loader import CELL_MARKER_RE
@@ -553,6 +554,15 @@ def test_the_cell_marker_has_one_home():
     for path in Path(cells.__file__).parent.parent.rglob("*.py"):   # no other spelling of the marker in the grader
         if path.name not in ("cells.py", "loader.py"):
             assert not re.search(r"%% cell \{|%% cell \(\\\\d|%% cell \(\\d", path.read_text("utf-8")), path
+    # the markdown cells' marker too: written by the intake, read back by the extraction
+    assert extract.CELL_COMMENT_RE is cells.MARKDOWN_CELL_MARKER_RE
+    assert cells.markdown_cell_marker(4) == "<!-- cell 4 -->" and cells.markdown_cell_number("<!-- cell 4 -->") == 4
+    _, markdown, _ = convert_notebook(notebook(("code", "x = 1"), ("markdown", "m")))
+    assert markdown.split("\n")[0] == cells.markdown_cell_marker(2)
+    assert markdown_of_notebook(notebook(("markdown", "only prose"))) == "<!-- cell 1 -->\nonly prose\n"
+    for path in Path(cells.__file__).parent.parent.rglob("*.py"):
+        if path.name != "cells.py":
+            assert "<!-- cell {" not in path.read_text("utf-8") and "<!-- cell (" not in path.read_text("utf-8"), path
 
 
 # --------------------------------------------------------------------------------------------

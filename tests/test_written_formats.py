@@ -254,3 +254,57 @@ def test_answers_json_for_the_marking_app(tmp_path):
 
 def test_a_word_hyphenated_across_a_pdf_line_is_one_word():
     assert words("a gener-\native model, well-known") == ["a", "generative", "model", "well", "known"]
+
+
+def _notebook(cells: list[tuple[str, str]]) -> str:
+    import json
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": t, "source": s, "metadata": {}, **({"outputs": [], "execution_count": None} if t == "code" else {})}
+        for t, s in cells]})
+
+
+def test_writeups_beside_the_code_in_a_folder_or_zip_and_as_files_of_their_own(tmp_path):
+    """Every write-up format beside the code in a folder or a zip, or handed in as a file of its
+    own, is read with the course's numbering; a README or requirements.txt is not a write-up; two
+    code files stay a conflict."""
+    import zipfile
+
+    klass = tmp_path / "class"
+    folders = {
+        "amy": {"report.md": (FIXTURES / "issue13_report.md").read_text()},
+        "cat": {"report.tex": (FIXTURES / "latex_report.tex").read_text()},
+        "dan": {"report.pdf": (FIXTURES / "pdf_report.pdf").read_bytes()},
+        "eve": {"written.ipynb": _notebook([("markdown", "# Written part\n**1. What is a generative model?**\n"
+                                                         "It models p_data."),
+                                            ("code", "x = 1"),
+                                            ("markdown", "**2.** A game.\n\n**3.** Gradients.")])},
+        "fay": {"README.md": "# How to run\n1. Install torch\n2. Run it\n", "requirements.txt": "torch>=2\n"},
+    }
+    for student, files in folders.items():
+        (klass / student).mkdir(parents=True)
+        (klass / student / "solution.py").write_text(SOLUTION)
+        for name, data in files.items():
+            (klass / student / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+    with zipfile.ZipFile(klass / "ben.zip", "w") as archive:
+        archive.writestr("ben/solution.py", SOLUTION)
+        archive.writestr("ben/answers.txt", (FIXTURES / "plain_numbered.txt").read_text())
+    (klass / "gus.py").write_text(SOLUTION)
+    shutil.copy(FIXTURES / "numbered_report.md", klass / "gus.md")
+    (klass / "hal.py").write_text(SOLUTION)
+    (klass / "hal.ipynb").write_text(_notebook([("code", "x = 1")]))
+    subs, _ = intake.prepare(klass, tmp_path / "work")
+    found, _ = collect_answers(subs, QUESTIONS)
+    how = {s: {q: (a.how, a.file) for q, a in answers.items()} for s, (answers, _) in found.items()}
+    flags = {s: kinds(f) for s, (_, f) in found.items()}
+    for student, file in (("amy", "report.md"), ("ben", "answers.txt"), ("cat", "report.tex"), ("dan", "report.pdf"),
+                          ("eve", "written.ipynb"), ("gus", "gus.md")):
+        assert sorted(how[student]) == ["Q1", "Q2", "Q3"], (student, flags[student])
+        assert {f for _, f in how[student].values()} == {file}, (student, how[student])
+        assert all(h.startswith("matched by number") for h, _ in how[student].values()), how[student]
+        assert not [k for k in flags[student] if k[0] in ("misplaced", "missing")], (student, flags[student])
+    assert flags["amy"] == [("empty", "Q3")]                        # the issue's empty **3.**
+    assert found["eve"][0]["Q1"].location == "written.ipynb markdown cell 1"
+    assert found["eve"][0]["Q3"].text == "Gradients."
+    assert flags["fay"] == [("missing", "Q1"), ("missing", "Q2"), ("missing", "Q3")]
+    hal = next(s for s in subs if s.student == "hal")
+    assert hal.conflict and hal.error == "conflicting submissions: hal.ipynb, hal.py"

@@ -30,7 +30,8 @@ The package, by concern:
 - ``safe``: reading files and folders without following links (``DIR_FD``), decoding text;
 - ``discovery``: the class folder's entries grouped by student (``discover``);
 - ``folders`` and ``zips``: a folder or zip submission read into ``{relative path: bytes}``;
-- ``notebooks``: ``convert_notebook``; ``cells``: the ``# %% cell N`` marker's one definition;
+- ``notebooks``: ``convert_notebook``, ``markdown_of_notebook``; ``cells``: the cell markers' one
+  definition (``# %% cell N`` before a code cell, ``<!-- cell N -->`` before a markdown cell);
 - ``workdirs``: choosing the entry module and writing the private copies (``prepare``).
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ from grader.intake.model import (
     IntakeLimits,
     Submission,
 )
-from grader.intake.notebooks import convert_notebook
+from grader.intake.notebooks import convert_notebook, markdown_of_notebook
 from grader.intake.workdirs import prepare
 
 __all__ = [
@@ -71,5 +72,6 @@ __all__ = [
     "cell_number",
     "convert_notebook",
     "discover",
+    "markdown_of_notebook",
     "prepare",
 ]

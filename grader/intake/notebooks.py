@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from grader.intake.cells import CELL_MARKER, CELL_MARKER_RE, cell_marker
+from grader.intake.cells import CELL_MARKER, CELL_MARKER_RE, cell_marker, markdown_cell_marker
 from grader.intake.model import NOTEBOOK_MARKDOWN
 from grader.intake.safe import _Refused, _decode
 
@@ -131,17 +131,8 @@ def _convert_cell(lines: list[str], counts: dict[str, int], cell_magics: dict[st
     return out
 
 
-def convert_notebook(data: bytes, label: str = "the notebook") -> tuple[str, str, list[str]]:
-    """Convert a notebook, read as JSON (never executed), to ``(python, markdown, notes)``.
-
-    Code cells are kept in order, each after a cell marker (``# %% cell N``, see ``grader.intake.cells``;
-    N counts every cell from 1), line for line, so an error's line maps back to "cell N, line M". IPython syntax at the
-    start of a statement is commented out (``#`` at the top level, ``pass  #`` in an indented
-    block): line magics, ``!`` shell escapes, ``x = !cmd``, ``?``/``??`` help. A cell magic in
-    KEEP_BODY_CELL_MAGICS loses only its first line; any other cell magic comments out the cell.
-    Markdown cells go to the markdown text, each after ``<!-- cell N -->``; raw cells are dropped.
-    Raises _Refused (a load error) for a file that is not a version-4 notebook.
-    """
+def _notebook_cells(data: bytes, label: str) -> tuple[dict, list]:
+    """``(notebook, cells)`` of a version-4 notebook read as JSON; raises _Refused otherwise."""
     text = _decode(label, data)
     if not text.strip():
         raise _Refused(f"{label} is empty")
@@ -164,7 +155,51 @@ def convert_notebook(data: bytes, label: str = "the notebook") -> tuple[str, str
     cells = notebook["cells"]
     if not isinstance(cells, list):
         raise _Refused(f"{label} is not a valid notebook: 'cells' is {type(cells).__name__}, not a list")
+    return notebook, cells
 
+
+def _markdown_text(cells: list, label: str) -> tuple[str, int]:
+    """The markdown cells' text, each after its marker (``markdown_cell_marker``), and their count;
+    raises _Refused for a cell without a type or text."""
+    parts = []
+    for number, cell in enumerate(cells, start=1):
+        kind, source = _cell_source(cell, number, label)
+        if kind == "markdown" and source.strip():
+            parts.append(f"{markdown_cell_marker(number)}\n{source.rstrip()}\n")
+    return "\n".join(parts), len(parts)
+
+
+def _cell_source(cell: object, number: int, label: str) -> tuple[str, str]:
+    if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
+        raise _Refused(f"{label} is not a valid notebook: cell {number} has no 'cell_type'")
+    source = cell.get("source")
+    if isinstance(source, list) and all(isinstance(piece, str) for piece in source):
+        source = "".join(source)
+    if not isinstance(source, str):
+        raise _Refused(f"{label} is not a valid notebook: cell {number}'s 'source' is not text")
+    return cell["cell_type"], source
+
+
+def markdown_of_notebook(data: bytes, label: str = "the notebook") -> str:
+    """A notebook's markdown cells as ``convert_notebook`` writes them (read as JSON, never
+    executed; a notebook without code is fine): what a notebook handed in beside the code holds
+    of the written answers. Raises _Refused for a file that is not a version-4 notebook."""
+    return _markdown_text(_notebook_cells(data, label)[1], label)[0]
+
+
+def convert_notebook(data: bytes, label: str = "the notebook") -> tuple[str, str, list[str]]:
+    """Convert a notebook, read as JSON (never executed), to ``(python, markdown, notes)``.
+
+    Code cells are kept in order, each after a cell marker (``# %% cell N``, see ``grader.intake.cells``;
+    N counts every cell from 1), line for line, so an error's line maps back to "cell N, line M". IPython syntax at the
+    start of a statement is commented out (``#`` at the top level, ``pass  #`` in an indented
+    block): line magics, ``!`` shell escapes, ``x = !cmd``, ``?``/``??`` help. A cell magic in
+    KEEP_BODY_CELL_MAGICS loses only its first line; any other cell magic comments out the cell.
+    Markdown cells go to the markdown text (``markdown_of_notebook``), each after ``<!-- cell N -->``;
+    raw cells are dropped.
+    Raises _Refused (a load error) for a file that is not a version-4 notebook.
+    """
+    notebook, cells = _notebook_cells(data, label)
     notes: list[str] = []
     metadata = notebook.get("metadata")
     language = metadata.get("language_info", {}).get("name") if isinstance(metadata, dict) else None
@@ -174,20 +209,11 @@ def convert_notebook(data: bytes, label: str = "the notebook") -> tuple[str, str
     counts = {"shell": 0, "magic": 0, "help": 0, "marker": 0}
     cell_magics: dict[str, list[str]] = {}
     python_parts = [_NOTEBOOK_HEADER]
-    markdown_parts = []
+    markdown, markdown_cells = _markdown_text(cells, label)
     raw_cells = 0
     for number, cell in enumerate(cells, start=1):
-        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
-            raise _Refused(f"{label} is not a valid notebook: cell {number} has no 'cell_type'")
-        source = cell.get("source")
-        if isinstance(source, list) and all(isinstance(piece, str) for piece in source):
-            source = "".join(source)
-        if not isinstance(source, str):
-            raise _Refused(f"{label} is not a valid notebook: cell {number}'s 'source' is not text")
-        kind = cell["cell_type"]
+        kind, source = _cell_source(cell, number, label)
         if kind == "markdown":
-            if source.strip():
-                markdown_parts.append(f"<!-- cell {number} -->\n{source.rstrip()}\n")
             continue
         if kind != "code":
             raw_cells += 1
@@ -206,8 +232,8 @@ def convert_notebook(data: bytes, label: str = "the notebook") -> tuple[str, str
     python = "".join(python_parts)
     if len(python_parts) == 1:
         raise _Refused(f"{label} has no code: none of its {len(cells)} cells is a code cell with content")
-    notes.extend(_conversion_notes(counts, cell_magics, raw_cells, len(markdown_parts)))
-    return python, "\n".join(markdown_parts), notes
+    notes.extend(_conversion_notes(counts, cell_magics, raw_cells, markdown_cells))
+    return python, markdown, notes
 
 
 def _count(number: int, word: str) -> str:

@@ -6,7 +6,9 @@ Where answers are looked for, in this order (the handout, section 9):
 * a notebook (``notebook_markdown.md``, written by the intake): markdown cells headed ``## Q1``;
 * a ``.py`` submission: ``ANSWERS.md`` (or ``answers.md``) beside it;
 * write-ups: files handed in beside the code (``alice.pdf``, ``alice.md``, ``alice.txt``,
-  ``alice.tex``: the intake's ``writeup_dir``), PDFs of a folder or zip, and its ``.tex`` files;
+  ``alice.tex``: the intake's ``writeup_dir``), PDFs of a folder or zip, its ``.tex`` files, and
+  the ``.md``, ``.txt`` and ``.ipynb`` files beside its code (``report.md``, ``answers.txt``, the
+  markdown cells of ``written.ipynb``; not ``README.*``, ``requirements*.txt``, ``LICENSE*``);
   a PDF's text comes from ``grader.written.pdf`` (pypdf in a child process under limits), page by
   page; a PDF without a text layer is flagged ``no_text_layer`` ("mark from the PDF"), never
   read as empty; LaTeX is read line for line (``\\section*{1. ...}`` as a heading, see ``tex_lines``);
@@ -38,8 +40,9 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.intake import NOTEBOOK_ENTRY, NOTEBOOK_MARKDOWN
+from grader.intake import NOTEBOOK_ENTRY, NOTEBOOK_MARKDOWN, markdown_of_notebook
 from grader.intake.cells import CELL_MARKER_RE as CODE_CELL_RE
+from grader.intake.cells import MARKDOWN_CELL_MARKER_RE as CELL_COMMENT_RE
 from grader.written.pdf import extract_pdf_text
 from grader.written.questions import Question, Questions
 from grader.written.wording import question_of, restates
@@ -49,6 +52,7 @@ MAX_FILE_BYTES = 2 * 1024 * 1024              # read at most this much of any on
 MAX_ANSWER_CHARS = 20_000                     # longer answers are cut (and flagged)
 MAX_OTHER_FILES = 50                          # other .md/.txt files searched as a fallback (and write-ups read)
 MAX_PDF_BYTES = 64 * 1024 * 1024              # a PDF write-up larger than this is not read
+MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024         # nor a notebook beside the code (its saved outputs can be large)
 MAX_SHOWN = 5                                 # other answers to one question, unknown headings shown
 SHORT_HEADING_WORDS = 10                      # a plain numbered line this short may restate its question
 HEAD_CHARS = 120                              # a heading's label must start within this many characters
@@ -73,7 +77,6 @@ LOOSE_RE = re.compile(
     r"(?![0-9A-Za-z])\s*(?P<close>[*_]{1,3})?(?P<rest>.*)$", re.IGNORECASE)
 HASH_HEADING_RE = re.compile(r"^ {0,3}(#{1,6})(?:\s|$)")
 FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-CELL_COMMENT_RE = re.compile(r"^<!-- cell (\d+) -->$")
 SEPARATORS = ".:)]-\u2013\u2014"
 PLACEHOLDER_RE = re.compile(r"<!--.{0,5000}?-->|\b(?:todo|tbd|your answer here|answer here|write your answer here)\b"
                             r"|\.\.\.|\u2026", re.IGNORECASE | re.DOTALL)
@@ -468,7 +471,10 @@ def _pdf_source(label: str, pages: list[str], rank: int) -> _Source:
                    plain=True, where=lambda i: (label, where[i][0], where[i][1]))
 
 
-def _notebook_source(text: str, rank: int, numbering: bool = False) -> _Source:
+def _notebook_source(text: str, rank: int, numbering: bool = False, name: str | None = None) -> _Source:
+    """The notebook's markdown cells (``name``: a notebook handed in beside the code, else the
+    submission's own, ``notebook_markdown.md``)."""
+    label = f"{name} markdown" if name else "notebook markdown"
     lines = text.split("\n")
     cells, current = [], None
     for line in lines:
@@ -476,9 +482,9 @@ def _notebook_source(text: str, rank: int, numbering: bool = False) -> _Source:
         if match:
             current = int(match.group(1))
         cells.append(current)
-    return _Source("notebook markdown cells", lines,
-                   lambda i: f"notebook markdown cell {cells[i]}" if cells[i] else f"notebook markdown line {i + 1}",
-                   rank, numbering=numbering, where=lambda i: ("notebook markdown", None, None))
+    return _Source(f"{label} cells", lines,
+                   lambda i: f"{label} cell {cells[i]}" if cells[i] else f"{label} line {i + 1}",
+                   rank, numbering=numbering, where=lambda i: (name or "notebook markdown", None, None))
 
 
 def _tokens(text: str) -> tuple[list[tokenize.TokenInfo], int]:
@@ -583,14 +589,29 @@ def _other_files(workdir: Path, skip: set[str]) -> list[str]:
     return found[:MAX_OTHER_FILES]
 
 
-def _writeup_files(workdir: Path) -> list[str]:
-    """The LaTeX and PDF write-ups in a workdir (the intake keeps PDFs out of it, in the
-    submission's ``writeup_dir``; one found here is read all the same)."""
+WRITEUP_ANYWHERE = (".tex", ".pdf")
+WRITEUP_BESIDE = (".md", ".markdown", ".txt", ".ipynb")
+NOT_WRITEUPS_RE = re.compile(r"(readme|requirements|license|licence|changelog|copying)\b", re.IGNORECASE)
+
+
+def _writeup_files(workdir: Path, skip: set[str]) -> list[str]:
+    """The write-ups in a workdir: LaTeX and PDF files anywhere (the intake keeps PDFs out of it,
+    in the submission's ``writeup_dir``; one found here is read all the same), and the Markdown,
+    text and notebook files beside the code (at the top: the intake unwraps a folder), except
+    those in ``skip`` and the project files (``NOT_WRITEUPS_RE``). Other Markdown and text files
+    deeper down stay fallbacks (``_other_files``)."""
     found = []
     for root, dirs, files in os.walk(workdir, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.relpath(os.path.join(root, name), workdir).replace(os.sep, "/")
-                  for name in sorted(files) if name.lower().endswith((".tex", ".pdf"))]
+        top = os.path.samefile(root, workdir)
+        for name in sorted(files):
+            rel = os.path.relpath(os.path.join(root, name), workdir).replace(os.sep, "/")
+            lower = name.lower()
+            if rel in skip or name.startswith("."):
+                continue
+            if lower.endswith(WRITEUP_ANYWHERE) or (top and lower.endswith(WRITEUP_BESIDE)
+                                                    and not NOT_WRITEUPS_RE.match(name)):
+                found.append(rel)
     return found[:MAX_OTHER_FILES]
 
 
@@ -645,7 +666,18 @@ def extract_answers(workdir: Path | None, kind: str, entry: str | None,
     def writeup(folder: Path, rel: str) -> None:
         nonlocal rank
         lower = rel.lower()
-        if lower.endswith(".pdf"):
+        if lower.endswith(".ipynb"):
+            data, problem = _read_bytes(folder / rel, MAX_NOTEBOOK_BYTES)
+            if data is None:
+                flags.append(Flag("unreadable", None, problem))
+                return
+            try:
+                text = markdown_of_notebook(data, rel)
+            except Exception as exc:  # noqa: BLE001 - intake's refusal (not a notebook): the TA opens it
+                flags.append(Flag("unreadable", None, f"{rel} could not be read as a notebook: {exc}"))
+                return
+            sources.append(_notebook_source(text, rank, numbering=True, name=rel))
+        elif lower.endswith(".pdf"):
             data, problem = _read_bytes(folder / rel, MAX_PDF_BYTES)
             if data is None:
                 flags.append(Flag("unreadable", None, problem))
@@ -694,7 +726,8 @@ def extract_answers(workdir: Path | None, kind: str, entry: str | None,
     if writeup_dir is not None:
         for rel in sorted(writeups)[:MAX_OTHER_FILES]:
             writeup(Path(writeup_dir), rel)
-    for rel in (_writeup_files(workdir) if has_workdir else []):
+    beside = _writeup_files(workdir, used | {entry or ""}) if has_workdir else []
+    for rel in beside:
         used.add(rel)
         writeup(workdir, rel)
     if len(present) > 1:
@@ -735,8 +768,8 @@ def extract_answers(workdir: Path | None, kind: str, entry: str | None,
     if not notebook and entry:
         places.append(f"the module docstring of {entry}" + ("" if any(s.label.startswith("module docstring")
                                                                        for s in sources) else " (there is none)"))
-    if writeups:
-        places.append("the write-ups " + ", ".join(sorted(writeups)[:MAX_SHOWN]))
+    if writeups or beside:
+        places.append("the write-ups " + ", ".join([*sorted(writeups), *beside][:MAX_SHOWN]))
     looked = "; ".join(places)
     answers: dict[str, Answer] = {}
     for question in questions.questions:
