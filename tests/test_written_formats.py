@@ -199,7 +199,8 @@ def test_pages_list_students_without_an_answer_once_at_the_top(tmp_path):
             self.writeup_dir, self.writeups = writeup_dir, list(writeups)
 
     subs = [Sub("maria", writeup_dir=FIXTURES, writeups=["numbered_report.md"]),
-            Sub("zoe", writeup_dir=FIXTURES, writeups=["scanned_report.pdf"])]
+            Sub("zoe", writeup_dir=FIXTURES, writeups=["scanned_report.pdf"]),
+            Sub("ivan", writeup_dir=FIXTURES, writeups=["issue13_report.md"])]   # his **3.** is empty
     for n in range(20):
         work = tmp_path / f"w{n}"
         work.mkdir()
@@ -207,16 +208,24 @@ def test_pages_list_students_without_an_answer_once_at_the_top(tmp_path):
         subs.append(Sub(f"nobody{n:02d}", work))
     write_written_pages(subs, tmp_path / "out", QUESTIONS)
     q1 = (tmp_path / "out" / "written" / "Q1.html").read_text("utf-8")
-    top, answers = q1.split("<h2>Answers (1)</h2>")
+    top, answers = q1.split("<h2>Answers (2)</h2>")
     assert "<h3>Without an answer (21)</h3>" in top and top.count("<li><b>nobody") == 20
     assert "<li><b>zoe</b>: no answer to Q1 in the text; scanned_report.pdf has no text to read: mark it from the PDF</li>" in top
-    assert answers.count("<article") == 1 and "nobody" not in answers and "(no answer)" not in q1
+    assert answers.count("<article") == 2 and "nobody" not in answers and "(no answer)" not in q1
     assert ('numbered_report.md line 5 \u00b7 heading <code>### 1. Generative modelling</code> \u00b7 '
             '<span class="how">matched by number 1 and the question&#x27;s text</span>') in answers
     assert '<span class="math">$p_\\theta(x)$</span>' in answers          # math readable, escaped
     q1_md = (tmp_path / "out" / "written" / "Q1.md").read_text("utf-8")
-    assert "### Without an answer (21)" in q1_md and "## Answers (1)" in q1_md and "### nobody00" not in q1_md
+    assert "### Without an answer (21)" in q1_md and "## Answers (2)" in q1_md and "### nobody00" not in q1_md
     assert "numbered\\_report.md line 5 \u00b7 heading: \\#\\#\\# 1. Generative modelling \u00b7 matched by number 1" in q1_md
+    q3 = (tmp_path / "out" / "written" / "Q3.html").read_text("utf-8")
+    top, answers = q3.split("<h2>Answers (1)</h2>")       # ivan's empty **3.** is listed, not shown as an answer
+    assert ("<li><b>ivan</b>: empty answer under <code>**3.**</code> (issue13_report.md line 8)"
+            " \u00b7 matched by number 3 under section I</li>") in top
+    assert "<h3>Without an answer (22)</h3>" in top and "ivan" not in answers and "(empty)" not in q3
+    assert "<b>empty answer</b>" not in top                # listed once: in the list, not also in a flag line
+    assert "- **ivan**: empty answer under \\*\\*3.\\*\\* (issue13\\_report.md line 8) \u00b7 matched by number 3" \
+        in (tmp_path / "out" / "written" / "Q3.md").read_text("utf-8")
 
 
 def test_answers_json_for_the_marking_app(tmp_path):

@@ -41,7 +41,7 @@ MATH = re.compile(r"\$\$.{1,2000}?\$\$|\\\[.{1,2000}?\\\]|\\\(.{1,500}?\\\)"
 FLAG_ORDER = ("copied", "missing", "no_text_layer", "empty", "misheaded", "code_heading", "misplaced", "extra_answer",
               "unknown_question", "truncated", "unreadable")
 
-UNANSWERED_KINDS = ("missing", "no_text_layer")
+UNANSWERED_KINDS = ("missing", "no_text_layer", "empty")   # listed at the top, not among the answers
 STYLE = """
 body { font: 16px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 1.5rem auto; padding: 0 1rem; color: #1a1a1a; }
 nav a { margin-right: 1rem; }
@@ -53,7 +53,6 @@ article { border-top: 2px solid #333; margin-top: 2rem; padding-top: 0.5rem; }
 .answer { white-space: pre-wrap; overflow-wrap: anywhere; background: #fbfbf8; border: 1px solid #e2e2da; padding: 0.75rem 1rem; }
 .math { font-family: ui-monospace, monospace; color: #0b5394; background: #eef3fb; }
 .flag { color: #8a1c1c; }
-.empty { color: #8a1c1c; font-style: italic; }
 .mark { font-weight: bold; }
 .how { font-style: italic; }
 .compact { columns: 2; font-size: 0.9rem; }
@@ -128,16 +127,43 @@ def _flags_for(student: StudentAnswers, question: Question) -> list[Flag]:
     return sorted(mine, key=lambda f: (FLAG_ORDER.index(f.kind), f.message))
 
 
-def _unanswered(students: list[StudentAnswers], question: Question) -> list[tuple[StudentAnswers, str]]:
-    """Students with no answer to ``question``, and why (their flags' messages for it, in one line):
-    listed once at the top of the page, not as blocks among the answers."""
+def _is_empty_answer(student: StudentAnswers, question: Question) -> bool:
+    return question.id in student.answers and any(f.kind == "empty" and f.question == question.id
+                                                  for f in student.flags)
+
+
+def _answered(students: list[StudentAnswers], question: Question) -> list[StudentAnswers]:
+    """Students whose answer to ``question`` has words: the blocks below the flags."""
+    return [s for s in students if question.id in s.answers and not _is_empty_answer(s, question)]
+
+
+def _unanswered(students: list[StudentAnswers], question: Question) -> list[tuple[StudentAnswers, str, Answer | None]]:
+    """Students with no answer to ``question``, and why (their flags' messages for it, in one line),
+    or with an empty one (``3.`` with nothing under it: the answer, for its heading, source and how
+    it was matched): listed once at the top of the page, not as blocks among the answers."""
     out = []
     for s in students:
-        if question.id not in s.answers:
+        if _is_empty_answer(s, question):
+            out.append((s, "", s.answers[question.id]))
+        elif question.id not in s.answers:
             mine = [f for f in _flags_for(s, question) if f.kind in ("missing", "no_text_layer", "unreadable")]
             why = [f.message for f in mine if f.question == question.id] or [f.message for f in mine]
-            out.append((s, "; ".join(why) or "no answer"))
+            out.append((s, "; ".join(why) or "no answer", None))
     return out
+
+
+def _unanswered_html(s: StudentAnswers, why: str, empty: Answer | None) -> str:
+    if empty is None:
+        return f"<li><b>{h(s.name)}</b>: {h(why)}</li>"
+    return (f"<li><b>{h(s.name)}</b>: {h(FLAG_KINDS['empty'])} under <code>{h(empty.heading)}</code> "
+            f"({h(empty.location)})" + (f" \u00b7 {h(empty.how)}" if empty.how else "") + "</li>")
+
+
+def _unanswered_md(s: StudentAnswers, why: str, empty: Answer | None) -> str:
+    if empty is None:
+        return f"- **{md(s.name)}**: {md(why)}"
+    return (f"- **{md(s.name)}**: {md(FLAG_KINDS['empty'])} under {md(empty.heading)} ({md(empty.location)})"
+            + (f" \u00b7 {md(empty.how)}" if empty.how else ""))
 
 
 def source_text(answer: Answer) -> str:
@@ -164,7 +190,8 @@ def _threshold_text(questions: Questions) -> str:
 def question_html(question: Question, questions: Questions, students: list[StudentAnswers], pairs: list[Pair],
                   anonymous: bool) -> str:
     """The self-contained HTML page for ``question`` (students in the order given)."""
-    anchors = {s.name: f"s{i + 1}" for i, s in enumerate(students) if question.id in s.answers}
+    answered = {s.name for s in _answered(students, question)}
+    anchors = {s.name: f"s{i + 1}" for i, s in enumerate(students) if s.name in answered}
     link = lambda name: f'<a href="#{anchors[name]}">{h(name)}</a>' if name in anchors else h(name)  # noqa: E731
     pts = points_str(question.points)
     out = [
@@ -199,10 +226,10 @@ def question_html(question: Question, questions: Questions, students: list[Stude
         if names:
             out.append(f"<p><b>{h(FLAG_KINDS[kind])}</b> ({len(names)}): " + ", ".join(link(n) for n in names) + "</p>")
     missing = _unanswered(students, question)
-    shown = [s for s in students if question.id in s.answers]
+    shown = _answered(students, question)
     out.append(f"<h3>Without an answer ({len(missing)})</h3>")
     if missing:
-        out += ['<ul class="compact">', *[f'<li><b>{h(s.name)}</b>: {h(why)}</li>' for s, why in missing], "</ul>"]
+        out += ['<ul class="compact">', *[_unanswered_html(*row) for row in missing], "</ul>"]
     else:
         out.append("<p>none</p>")
     out.append(f"<h2>Answers ({len(shown)})</h2>")
@@ -214,10 +241,7 @@ def question_html(question: Question, questions: Questions, students: list[Stude
         flags = _flags_for(s, question)
         if flags:
             out += ["<ul>", *[f'<li class="flag">{h(FLAG_KINDS[f.kind])}: {h(f.message)}</li>' for f in flags], "</ul>"]
-        if not answer.text.strip():
-            out.append('<p class="empty">(empty)</p>')
-        else:
-            out.append(f'<div class="answer">{answer_html(answer.text)}</div>')
+        out.append(f'<div class="answer">{answer_html(answer.text)}</div>')
         for location, heading, text in answer.others:
             out += [f'<p class="where">also found: {h(location)} \u00b7 heading <code>{h(heading)}</code></p>',
                     f'<div class="answer">{answer_html(text)}</div>']
@@ -252,9 +276,9 @@ def question_markdown(question: Question, questions: Questions, students: list[S
         if names:
             out += [f"- **{md(FLAG_KINDS[kind])}** ({len(names)}): {', '.join(md(n) for n in names)}"]
     missing = _unanswered(students, question)
-    shown = [s for s in students if question.id in s.answers]
+    shown = _answered(students, question)
     out += ["", f"### Without an answer ({len(missing)})", ""]
-    out += [f"- **{md(s.name)}**: {md(why)}" for s, why in missing] or ["none"]
+    out += [_unanswered_md(*row) for row in missing] or ["none"]
     out += ["", f"## Answers ({len(shown)})", ""]
     for s in shown:
         answer = s.answers[question.id]
@@ -263,10 +287,7 @@ def question_markdown(question: Question, questions: Questions, students: list[S
                 + (f" \u00b7 {md(answer.how)}" if answer.how else ""), ""]
         flags = _flags_for(s, question)
         out += [f"- {md(FLAG_KINDS[f.kind])}: {md(f.message)}" for f in flags] + ([""] if flags else [])
-        if not answer.text.strip():
-            out += ["*(empty)*", ""]
-        else:
-            out += [*md_block(answer.text), ""]
+        out += [*md_block(answer.text), ""]
         for location, heading, text in answer.others:
             out += [f"also found: {md(location)} \u00b7 heading: {md(heading)}", "", *md_block(text), ""]
         out += [f"**points: \\_\\_\\_\\_ / {pts}**", ""]
