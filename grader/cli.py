@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OutputBusy, intake.IntakeError) as exc:
         return fail(exc)
     by_status: dict[str, int] = {}
-    for r in report.results:
+    for r in report.rows:
         by_status[r.status] = by_status.get(r.status, 0) + 1
     print(f"graded {len(report.graded)}, reused {len(report.skipped)} earlier result(s); "
           f"status {dict(sorted(by_status.items()))}; {report.duration_s:.1f} s; results in {args.out}/")
@@ -252,4 +252,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"manual marks: {len(report.manual_problems)} problem(s) (all in {args.out}/written/problems.txt):")
         for line in report.manual_problems[:5]:
             print(f"  {line}")
-    return 0 if all(r.status != "sandbox_error" for r in report.results) else 1
+    return 0 if all(r.status != "sandbox_error" for r in report.rows) else 1

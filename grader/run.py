@@ -32,8 +32,11 @@ from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sandbox import Limits, SandboxPool, SandboxResult
 from grader.scoring import judge_suite, not_graded, score_suite
 from grader.seeds import input_secret, submission_seed
+from grader.tally import ResultRow
 
 WORKHOUSE_PNG = "_workhouse.png"   # feedback/<student>_workhouse.png
+AGGREGATE_EVERY_S = 3.0            # scores.csv is rewritten at most this often while grading (and at the end)
+PROGRESS_EVERY = 100               # without a terminal: one progress line per this many submissions
 LOAD_MESSAGES = {
     "load_error": "Your submission could not be loaded: {message}",
     "timeout": "Your submission's top level did not finish in time: {message}",
@@ -61,11 +64,20 @@ class GradingOptions:
 class RunReport:
     graded: list[str]
     skipped: list[str]
-    results: list[StudentResult]
+    rows: list[ResultRow]              # every student's compact row (grader.tally), sorted by id
     notes: list[str]
     duration_s: float
+    out_dir: Path | None = None
     written: str = ""                  # one line about the written answers' pages and flags
     manual_problems: list[str] = field(default_factory=list)
+
+    def result(self, student: str) -> StudentResult | None:
+        """One student's full result, read back from ``results/`` (None when there is none)."""
+        path = reports.result_path(self.out_dir, student, "results", ".json")
+        try:
+            return StudentResult.from_dict(json.loads(path.read_text("utf-8")))
+        except FileNotFoundError:
+            return None
 
 
 def versions() -> dict[str, str]:
@@ -152,29 +164,36 @@ def grade_submission(sub: intake.Submission, suites: list[Suite], pool: SandboxP
                          **common), result
 
 
-def _previous(out_dir: Path, sub: intake.Submission, rubric: Rubric, input_seed: int | None = None) -> StudentResult | None:
-    """The stored result when it was graded from the same file, rubric, grader version and inputs."""
+def _previous(out_dir: Path, sub: intake.Submission, rubric: Rubric,
+              input_seed: int | None = None) -> tuple[StudentResult, str] | None:
+    """The stored result and its record's text, when it was graded from the same file, rubric,
+    grader version and inputs."""
     path = reports.result_path(out_dir, sub.student, "results", ".json")
     try:
-        old = StudentResult.from_dict(json.loads(path.read_text("utf-8")))
+        text = path.read_text("utf-8")
+        old = StudentResult.from_dict(json.loads(text))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     same = (old.submission.get("sha256") == sub.sha256 and old.rubric.get("sha256") == rubric.sha256
             and old.versions.get("grader") == grader.__version__ and old.status != "sandbox_error"
             and old.rubric.get("input_seed") == (str(input_seed) if input_seed is not None else None))
-    return old if same else None
+    return (old, text) if same else None
 
 
 class _Writer:
-    """Writes each result as soon as it is known, and keeps scores.csv current (thread-safe)."""
+    """Writes each result as soon as it is known (its record, feedback and log, after merging the
+    TA's marks), and keeps of it only the compact row (``grader.tally``) that the class-wide files
+    need. ``scores.csv`` is rewritten at most every ``AGGREGATE_EVERY_S`` seconds while grading and
+    once at the end (``flush``); a rerun rebuilds it from ``results/``. Thread-safe."""
 
-    def __init__(self, out_dir: Path, functions: list[str]):
-        self.out_dir, self.functions = Path(out_dir), functions
-        self.results: dict[str, StudentResult] = {}
+    def __init__(self, out_dir: Path, functions: list[str], book: "MarkBook | None" = None):
+        self.out_dir, self.functions, self.book = Path(out_dir), functions, book
+        self.rows: dict[str, ResultRow] = {}
         self.lock = threading.Lock()
+        self._aggregated_at = time.monotonic()
 
-    def _write_record(self, r: StudentResult) -> None:
-        write_atomic(reports.result_path(self.out_dir, r.student, "results", ".json"), r.to_json())
+    def _write_record(self, r: StudentResult, text: str) -> None:
+        write_atomic(reports.result_path(self.out_dir, r.student, "results", ".json"), text)
         picture = reports.result_path(self.out_dir, r.student, "feedback", WORKHOUSE_PNG)
         pictures = [picture.name] if picture.exists() else []
         write_atomic(reports.result_path(self.out_dir, r.student, "feedback", ".md"),
@@ -194,30 +213,45 @@ class _Writer:
         else:  # never show the picture of an earlier submission
             path.unlink(missing_ok=True)
 
-    def add(self, r: StudentResult, sandbox: SandboxResult | None, fresh: bool, rubric: Rubric | None = None) -> None:
+    def add(self, r: StudentResult, sandbox: SandboxResult | None, fresh: bool, rubric: Rubric | None = None,
+            stored: str | None = None) -> None:
+        """Merge the marks into ``r`` and write it: a fresh result always, a resumed one
+        (``stored``: its record's text as found) only when the merge changed it."""
+        if self.book is not None:
+            r = self.book.merge(r)
+        text = r.to_json()
         with self.lock:
-            self.results[r.student] = r
             if fresh:
                 if sandbox is not None and rubric is not None:
                     try:
                         self.picture(r, sandbox, rubric)
                     except Exception as exc:  # a picture must never cost a result
                         r.submission.setdefault("notes", []).append(f"no workhouse picture: {type(exc).__name__}")
-                self._write_record(r)
+                        text = r.to_json()
+                self._write_record(r, text)
                 if sandbox is not None:
                     log = (f"--- stdout ---\n{sandbox.stdout}\n--- stderr ---\n{sandbox.stderr}\n"
                            f"--- dropped bytes: {sandbox.output_dropped_bytes}\n")
                     write_atomic(reports.result_path(self.out_dir, r.student, "logs", ".txt"), log)
-            write_atomic(self.out_dir / "scores.csv", reports.scores_csv(list(self.results.values()), self.functions))
+            elif text != stored:
+                self._write_record(r, text)
+            self.rows[r.student] = ResultRow.of(r)
+            if time.monotonic() - self._aggregated_at >= AGGREGATE_EVERY_S:
+                self._write_scores()
 
-    def rewrite(self, results: list[StudentResult], functions: list[str]) -> None:
-        """Write every record again (after the TA's marks were merged): unchanged bytes stay unchanged."""
+    def forget(self, student: str) -> None:
         with self.lock:
-            for r in results:
-                self.results[r.student] = r
-                self._write_record(r)
-            self.functions = functions
-            write_atomic(self.out_dir / "scores.csv", reports.scores_csv(results, functions))
+            self.rows.pop(student, None)
+
+    def _write_scores(self) -> None:
+        write_atomic(self.out_dir / "scores.csv", reports.scores_csv(list(self.rows.values()), self.functions))
+        self._aggregated_at = time.monotonic()
+
+    def flush(self) -> list[ResultRow]:
+        """Write scores.csv now; every row, sorted by student."""
+        with self.lock:
+            self._write_scores()
+            return sorted(self.rows.values(), key=lambda row: row.student)
 
 
 def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
@@ -241,30 +275,32 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                         builder: SuiteBuilder, started: float) -> RunReport:
     from grader import written  # TA tooling: not part of the student kit, which shares this module
     from grader.outlock import work_folder
+    from grader.written.markbook import MarkBook, check_template
 
     work_root = work_folder(out_dir, "intake-")  # OUT/.work/: under the lock; a killed run's is removed next time
     suites = builder.for_seed(rubric.seed)  # the structure (functions, checks) every submission shares
-    secret = input_secret(rubric.seed)[0]
-    writer = _Writer(out_dir, [s.function for s in suites])
+    inputs_key = input_secret(rubric.seed)[0]          # the hidden inputs' seeds (grader.seeds)
+    codes_key = written.anonymity_secret(rubric.seed)  # the anonymous codes (grader.written.anonymity)
     graded, skipped = [], []
+    dispatch = _FirstDispatch(started)
     try:
         submissions, notes = intake.prepare(Path(class_dir), work_root)
         questions = written.load_questions(options.questions_path or written.DEFAULT_QUESTIONS)
-        secret = written.anonymity_secret(rubric.seed)
-        # before the grading loop, which deletes each prepared copy once graded
-        pages = written.write_written_pages(submissions, out_dir, questions, options.anonymous, secret=secret)
-        todo = []
-        for sub in submissions:
-            old = _previous(out_dir, sub, rubric, _seed_of(sub, secret)) if options.resume else None
-            if old is not None:
-                writer.add(old, None, fresh=False)
-                skipped.append(sub.student)
-            else:
-                todo.append(sub)
+        template = check_template([c for s in suites for c in not_graded(s, rubric, "")])
+        book = MarkBook.load(options.manual_csv or out_dir / "manual.csv", [sub.student for sub in submissions],
+                             template, questions, secret=codes_key, anonymous=options.anonymous)
+        writer = _Writer(out_dir, [s.function for s in suites] + ["written"], book)
         with SandboxPool(options.limits, workers=max(1, options.workers), isolation=options.isolation) as pool, \
                 ThreadPoolExecutor(max_workers=max(1, options.workers)) as executor:
-            futures = {executor.submit(_grade_drawn, sub, builder, pool, rubric, secret): sub for sub in todo}
-            bar = _progress(len(todo), options.progress)
+            futures = {}
+            for sub in submissions:  # dispatched as found: a resume starts grading before it has read every record
+                found = _previous(out_dir, sub, rubric, _seed_of(sub, inputs_key)) if options.resume else None
+                if found is not None:
+                    writer.add(found[0], None, fresh=False, stored=found[1])
+                    skipped.append(sub.student)
+                else:
+                    futures[executor.submit(_grade_drawn, sub, builder, pool, rubric, inputs_key, dispatch)] = sub
+            bar = _progress(len(futures), options.progress)
             for future in as_completed(futures):
                 sub = futures[future]
                 try:
@@ -273,27 +309,36 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                     result, sandbox = _grader_failure(sub, suites, rubric, exc), None
                 _write_result(writer, sub, suites, rubric, result, sandbox)
                 graded.append(sub.student)
-                if sub.workdir:
-                    shutil.rmtree(sub.workdir, ignore_errors=True)
                 bar.update(1)
             bar.close()
-        automatic = sorted(writer.results.values(), key=lambda r: r.student)
-        results, problems = written.apply_manual_marks(
-            automatic, options.manual_csv or out_dir / "manual.csv", questions, secret=secret,
-            anonymous=options.anonymous)
-        writer.rewrite(results, [s.function for s in suites] + ["written"])
-        write_atomic(out_dir / "written" / "problems.txt", "".join(f"{p}\n" for p in problems))
+        rows = writer.flush()
+        # after the grading loop: the pages read every prepared copy, which stays until the end
+        pages = written.write_written_pages(submissions, out_dir, questions, options.anonymous, secret=codes_key)
+        write_atomic(out_dir / "written" / "problems.txt", "".join(f"{p}\n" for p in book.problems))
         meta = {"rubric": rubric_info(rubric), "versions": versions(), "intake_notes": notes,
                 "isolation": options.isolation, "limits": options.limits.to_dict(), "anonymous": options.anonymous}
-        summary = reports.class_summary(results, meta)
+        summary = reports.class_summary(rows, meta)
         write_atomic(out_dir / "summary.json", reports.summary_json(summary))
         write_atomic(out_dir / "summary.md", reports.summary_markdown(summary))
         duration = time.perf_counter() - started
-        write_atomic(out_dir / "run.json", run_record(duration, options, graded, skipped))
-        return RunReport(sorted(graded), sorted(skipped), results, notes, duration,
-                         written=pages.summary_line(), manual_problems=[str(p) for p in problems])
+        write_atomic(out_dir / "run.json", run_record(duration, options, graded, skipped, dispatch.seconds))
+        return RunReport(sorted(graded), sorted(skipped), rows, notes, duration, out_dir=out_dir,
+                         written=pages.summary_line(), manual_problems=[str(p) for p in book.problems])
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
+
+
+class _FirstDispatch:
+    """When the first submission of a run was handed to the sandbox (seconds after ``started``)."""
+
+    def __init__(self, started: float):
+        self.started, self.seconds = started, None
+        self._lock = threading.Lock()
+
+    def mark(self) -> None:
+        with self._lock:
+            if self.seconds is None:
+                self.seconds = round(time.perf_counter() - self.started, 3)
 
 
 def _write_result(writer: _Writer, sub: intake.Submission, suites: list[Suite], rubric: Rubric,
@@ -306,7 +351,7 @@ def _write_result(writer: _Writer, sub: intake.Submission, suites: list[Suite], 
         try:
             writer.add(_grader_failure(sub, suites, rubric, exc), None, fresh=True, rubric=rubric)
         except Exception as again:  # noqa: BLE001 - not even that: say so, keep grading the class
-            writer.results.pop(sub.student, None)
+            writer.forget(sub.student)
             print(f"error: could not write the result of {sub.student!r}: {type(again).__name__}: "
                   f"{clean_text(again, 300)}", file=sys.stderr)
 
@@ -317,18 +362,23 @@ def _seed_of(sub: intake.Submission, secret: bytes) -> int | None:
 
 
 def _grade_drawn(sub: intake.Submission, builder: SuiteBuilder, pool: SandboxPool, rubric: Rubric,
-                 secret: bytes) -> tuple[StudentResult, SandboxResult | None]:
+                 secret: bytes, dispatch: "_FirstDispatch | None" = None) -> tuple[StudentResult, SandboxResult | None]:
     """``grade_submission`` on inputs drawn for this submission's bytes (``grader.seeds``)."""
+    if dispatch is not None:
+        dispatch.mark()
     seed = _seed_of(sub, secret)
     suites = builder.for_seed(seed if seed is not None else rubric.seed)
     return grade_submission(sub, suites, pool, rubric, [suite.calls() for suite in suites], input_seed=seed)
 
 
-def run_record(duration_s: float, options: GradingOptions, graded: list[str], skipped: list[str]) -> str:
-    """``run.json``: the last run's wall time and what it did. The only output file with timings
+def run_record(duration_s: float, options: GradingOptions, graded: list[str], skipped: list[str],
+               first_dispatch_s: float | None = None) -> str:
+    """``run.json``: the last run's wall time and what it did (``first_dispatch_s``: when its first
+    submission went to the sandbox, null when none did). The only output file with timings
     besides each result's ``durations``: everything else is byte-reproducible."""
-    return json.dumps({"wall_s": round(duration_s, 3), "workers": options.workers, "graded": len(graded),
-                       "resumed": len(skipped), "isolation": options.isolation}, indent=2) + "\n"
+    return json.dumps({"wall_s": round(duration_s, 3), "first_dispatch_s": first_dispatch_s,
+                       "workers": options.workers, "graded": len(graded), "resumed": len(skipped),
+                       "isolation": options.isolation}, indent=2) + "\n"
 
 
 def _grader_failure(sub: intake.Submission, suites: list[Suite], rubric: Rubric, exc: Exception) -> StudentResult:
@@ -345,9 +395,30 @@ class _NoBar:
     def close(self) -> None: ...
 
 
+class _LogLines:
+    """Progress without a terminal (CI, a log file): one line per ``PROGRESS_EVERY`` submissions
+    with the rate and the estimated time left, on stderr."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.started = total, 0, time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.done % PROGRESS_EVERY == 0 or self.done == self.total:
+            elapsed = max(time.perf_counter() - self.started, 1e-9)
+            rate = self.done / elapsed
+            left = (self.total - self.done) / rate if rate else 0.0
+            print(f"graded {self.done}/{self.total}: {rate:.2f} submissions/s, about {left:.0f} s left",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None: ...
+
+
 def _progress(total: int, enabled: bool):
-    if not enabled or not sys.stderr.isatty():
+    if not enabled or total == 0:
         return _NoBar()
+    if not sys.stderr.isatty():
+        return _LogLines(total)
     from tqdm import tqdm
 
     return tqdm(total=total, unit="submission", file=sys.stderr)

@@ -306,7 +306,7 @@ def _regrade_locked(class_dir: Path, out_dir: Path, student: str, groups: dict, 
         run_options = dataclasses.replace(base, out_dir=tmp_out, resume=False, workers=1, progress=False,
                                           manual_csv=manual)  # the TA's marks live in the real folder
         report = grade_class(tmp_class, run_options)
-        new = next((r for r in report.results if r.student == student), None)
+        new = report.result(student)
         if new is None:
             raise RuntimeError(f"regrading {student!r} produced no result (notes: {'; '.join(notes) or 'none'})")
         for folder, suffix in (("results", ".json"), ("feedback", ".md"), ("logs", ".txt")):

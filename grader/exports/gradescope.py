@@ -348,7 +348,9 @@ def run_in_gradescope_layout(root: Path = Path("/autograder"), config: Gradescop
                                      isolation="namespaces" if available else "none",
                                      rubric_path=rubric_path or DEFAULT_RUBRIC, resume=False, progress=False)
             report = grade_class(class_dir, options)
-            result = next(r for r in report.results if r.student == STUDENT_ID)
+            result = report.result(STUDENT_ID)
+            if result is None:
+                raise RuntimeError("grading produced no result")
             result.submission["notes"] = [*copy_notes, *result.submission.get("notes", [])]
             results = results_json(result, config, execution_time_s=time.perf_counter() - started,
                                    isolation=isolation_text(result, "" if available else why))
