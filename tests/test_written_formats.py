@@ -317,3 +317,18 @@ def test_writeups_beside_the_code_in_a_folder_or_zip_and_as_files_of_their_own(t
     assert flags["fay"] == [("missing", "Q1"), ("missing", "Q2"), ("missing", "Q3")]
     hal = next(s for s in subs if s.student == "hal")
     assert hal.conflict and hal.error == "conflicting submissions: hal.ipynb, hal.py"
+
+
+def test_a_pdf_typeset_with_numbered_sections(tmp_path):
+    """LaTeX's \\section{...} comes out of a PDF as "1 Generative modelling": a number, a space and
+    the question's title; a body line that starts with a number is not a heading."""
+    pages = [["Homework 3", "B. Silva", "1 Generative modelling", "Densities, explicit or implicit.",
+              "2 GANs compared with autoencoders, VAEs and FVBNs", "A game;", "3 networks are trained in turn."],
+             ["3 Why the non-saturating generator loss", "Its gradient does not vanish.", "2 times larger."]]
+    (tmp_path / "r.pdf").write_bytes(text_pdf(pages))
+    answers, flags = writeup("r.pdf", tmp_path)
+    assert flags == [] and sorted(answers) == ["Q1", "Q2", "Q3"]
+    assert answers["Q2"].text == "A game;\n3 networks are trained in turn."
+    assert answers["Q3"].text == "Its gradient does not vanish.\n2 times larger."
+    assert answers["Q3"].how == "matched by number 3 and the question's text"
+    assert (answers["Q3"].page, answers["Q3"].line) == (2, 1)

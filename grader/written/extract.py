@@ -196,6 +196,8 @@ class _Heading:
     strong: bool = False       # "numbered": styled (#, bold, italic) or with a word (Problem 1), not a bare "1."
     emphasised: bool = False   # the whole line is bold or italic (``**1. What is ...?**``)
     part: str = ""             # "numbered": a sub-part letter (``1(a)`` -> "a")
+    bare: bool = False         # "numbered": a plain text's "1 Generative modelling" (a typeset section
+    #                            number, a space, a title): a heading only if the title restates the question
 
 
 NUMBERED_RE = re.compile(
@@ -240,6 +242,9 @@ def _heading(line: str, plain: bool = False) -> _Heading | None:
                 return _Heading(None, len(hashes.strip()) if hashes else 0, False, rest.strip().strip("*_").strip(),
                                 kind="numbered", label=label, strong=styled, emphasised=emphasised,
                                 part=part)
+        elif plain and not sep and not match.group("indent") and 0 < len(rest.split()) <= SHORT_HEADING_WORDS:
+            return _Heading(None, 0, False, rest.strip(), kind="numbered",
+                            label=match.group("num") + (match.group("part") or "").lower(), bare=True)
     match = HASH_HEADING_RE.match(line)
     if match:
         return _Heading(None, len(match.group(1)), False, line[match.end():].strip().strip("#").strip(), kind="other")
@@ -308,7 +313,8 @@ def _markers(source: _Source, questions: Questions, headings: list[tuple[int, _H
     ``## Q1`` and the other Q-labels always count. Where the course's numbering is read (the
     notebook's markdown, ANSWERS.md, write-ups: not code, not other files) and the source uses no
     Q-label: a numbered heading in the course's numbering (``### 1.``, ``**1. ...**``,
-    ``Problem 1(a)``; a sub-part ``1(b)`` continues the answer to 1), a plain numbered line
+    ``Problem 1(a)``; a sub-part ``1(b)`` continues the answer to 1), a typeset section of a PDF or
+    text file (``1 Generative modelling``) that restates the question, a plain numbered line
     (``1.``, ``1)``) when it restates the question, is empty (``3.``), opens the first answer or
     the next question's, else it is an item of an ordered list inside the answer; and a heading
     that restates a question's text (``grader.written.wording``).
@@ -337,6 +343,8 @@ def _markers(source: _Source, questions: Questions, headings: list[tuple[int, _H
             if q is None or (h.part and current is q):
                 continue       # a list item, a number of no question, or a sub-part of the open answer
             restated = restates(q, h.rest)
+            if h.bare and not restated:
+                continue           # "2 times larger.": a line of the answer
             if not h.strong and restated and not (h.rest.endswith("?") or len(h.rest.split()) <= SHORT_HEADING_WORDS):
                 restated = False   # a list item that talks about the question is not its heading
             number = int(re.match(r"\d+", h.label).group(0))
