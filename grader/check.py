@@ -31,12 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from grader import intake
-from grader.checks import build_suites
-from grader.checks.base import Case
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric, public_rubric
 from grader.sandbox import Limits, isolation_available
 from grader.scoring import CheckResult, JudgeError, points_str
+
+if TYPE_CHECKING:
+    from grader.checks.base import Case
 
 KIT_DATA = Path(__file__).with_name("kit_data")
 #: Checks the self-check cannot run without the reference (they are graded by the TA only).
@@ -82,14 +85,16 @@ def choose_backend() -> tuple[str, str]:
 
 
 def open_pool(backend: str):
-    """The pool of ``backend`` (``choose_backend``), one worker, the default limits."""
+    """The pool of ``backend`` (``choose_backend``), one worker, the default limits. A zygote
+    starts at once, in the background: it imports torch while the caller prepares the checks.
+    The self-check never runs ``train_gan`` (``TA_ONLY``), so the zygote does not preload it."""
     if backend == "portable":
         from grader.sandbox.portable import PortablePool
 
         return PortablePool(Limits(), workers=1)
     from grader.sandbox.pool import SandboxPool
 
-    return SandboxPool(Limits(), workers=1, isolation=backend)
+    return SandboxPool(Limits(), workers=1, isolation=backend, workhouse=False)
 
 
 def load_public_setup() -> tuple[Rubric, object]:
@@ -196,8 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.check", description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="your solution: a .py, .ipynb, .zip or folder")
     args = parser.parse_args(argv)
-    from grader.run import grade_submission  # the same path as the TA's grading
-
     path = args.path
     if not path.exists():
         print(f"error: {path} does not exist", file=sys.stderr)
@@ -211,23 +214,28 @@ def main(argv: list[str] | None = None) -> int:
         how = "in a plain subprocess" if backend == "portable" else "with resource limits only"
         print(f"WARNING: no sandbox here ({why}). Your own code will run unsandboxed, {how}, with "
               "your rights; the TA's grading runs it sandboxed.", file=sys.stderr)
-    rubric, oracle = load_public_setup()
-    suites = build_suites(rubric, oracle)
-    cases = {c.id: c for s in suites for ch in s.checks for c in ch.cases}
+    pool = open_pool(backend)  # first: its zygote starts up while the rest is imported and prepared
     work = Path(tempfile.mkdtemp(prefix="selfcheck-"))
     try:
+        from grader.checks import build_suites
+        from grader.run import grade_submission  # the same path as the TA's grading
+
+        rubric, oracle = load_public_setup()
+        suites = build_suites(rubric, oracle)
+        cases = {c.id: c for s in suites for ch in s.checks for c in ch.cases}
         klass = work / "class"
         klass.mkdir()
         target = klass / path.name
         (shutil.copytree if path.is_dir() else shutil.copyfile)(path, target)
         submissions, _ = intake.prepare(klass, work / "prepared")
         sub = submissions[0]
-        with open_pool(backend) as pool:
+        with pool:
             result, _ = grade_submission(sub, suites, pool, rubric, [s.calls() for s in suites])
     except JudgeError as exc:  # the grader's own bug, never the student's
         print(f"error: the self-check itself failed, not your code (please report this): {exc}", file=sys.stderr)
         return 3
     finally:
+        pool.close()
         shutil.rmtree(work, ignore_errors=True)
     header = f"self-check of {path} (public inputs; sandbox: {SANDBOX_LABELS[backend]})"
     if result.status != "ok":

@@ -21,7 +21,7 @@ ROOT = PACKAGE.parent
 KIT_MODULES = (
     "__init__.py", "atomic.py", "check.py", "compare.py", "diagnoses.py", "escape.py", "filenames.py",
     "oracle.py", "seeds.py",
-    "reports.py", "results.py", "rubric.py", "run.py", "scoring.py", "table_oracle.py",
+    "reports.py", "results.py", "rubric.py", "run.py", "scoring.py", "table_oracle.py", "tally.py",
     "checks/__init__.py", "checks/base.py", "checks/formulas.py", "checks/fvbn.py",
     # the intake package whole (it holds nothing secret), whatever modules it is split into
     *sorted(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "intake").glob("*.py")),

@@ -290,7 +290,8 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
         book = MarkBook.load(options.manual_csv or out_dir / "manual.csv", [sub.student for sub in submissions],
                              template, questions, secret=codes_key, anonymous=options.anonymous)
         writer = _Writer(out_dir, [s.function for s in suites] + ["written"], book)
-        with SandboxPool(options.limits, workers=max(1, options.workers), isolation=options.isolation) as pool, \
+        with SandboxPool(options.limits, workers=max(1, options.workers), isolation=options.isolation,
+                         workhouse="train_gan" in rubric.points) as pool, \
                 ThreadPoolExecutor(max_workers=max(1, options.workers)) as executor:
             futures = {}
             for sub in submissions:  # dispatched as found: a resume starts grading before it has read every record

@@ -49,8 +49,8 @@ class StreamError(RuntimeError):
 class _Zygote:
     """One zygote process and its two pipes."""
 
-    def __init__(self, isolation: str) -> None:
-        self.isolation = isolation
+    def __init__(self, isolation: str, workhouse: bool = True) -> None:
+        self.isolation, self.workhouse = isolation, workhouse
         self.process: subprocess.Popen | None = None
         self.notes: list[str] = []
 
@@ -65,7 +65,8 @@ class _Zygote:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "grader.sandbox.zygote", "--ctrl-fd", str(ctrl_r),
-                 "--result-fd", str(result_w), "--isolation", self.isolation],
+                 "--result-fd", str(result_w), "--isolation", self.isolation,
+                 *([] if self.workhouse else ["--no-workhouse"])],
                 pass_fds=(ctrl_r, result_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 env=env, cwd=PROJECT_ROOT, start_new_session=True,
             )
@@ -116,7 +117,10 @@ class _Zygote:
 class SandboxPool:
     """Runs submissions in sandboxes; see the package docstring for the guarantees."""
 
-    def __init__(self, limits: Limits = Limits(), workers: int = 1, isolation: str = "auto") -> None:
+    def __init__(self, limits: Limits = Limits(), workers: int = 1, isolation: str = "auto",
+                 workhouse: bool = True) -> None:
+        """``workhouse``: the zygotes preload train_gan's call module (False: a pool that never
+        runs train_gan starts about 0.8 s sooner)."""
         if isolation not in ("auto", "namespaces", "none"):
             raise ValueError(f"isolation must be 'auto', 'namespaces' or 'none', got {isolation!r}")
         if workers < 1:
@@ -133,7 +137,7 @@ class SandboxPool:
             if not available:
                 raise RuntimeError(f"isolation='namespaces' was asked for, but {reason}")
         self.isolation = isolation
-        self._zygotes = [_Zygote(isolation) for _ in range(workers)]
+        self._zygotes = [_Zygote(isolation, workhouse) for _ in range(workers)]
         self._free: queue.Queue[_Zygote] = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()

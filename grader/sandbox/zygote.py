@@ -41,9 +41,6 @@ for _name in PRELOADED:  # a package that fails to import is simply not preloade
         pass
 
 from grader.sandbox import cgroups, inside, namespaces, protocol, rlimits, supervisor, tamper  # noqa: F401
-# train_gan's call module: importing it builds one Adam, which imports torch._dynamo (~0.8 s) once
-# here instead of in every submission's call process
-from grader.sandbox import workhouse_calls  # noqa: F401,E402
 from grader.sandbox.job import SANDBOX_ID_BASE, Job
 from grader.sandbox.limits import Limits
 
@@ -72,7 +69,10 @@ class Zygote:
         if self.isolation == "namespaces" and not self.as_root:
             notes.append("not root: the sandbox runs as the grader's own uid, so max_processes "
                          "(RLIMIT_NPROC) is not enforced")
-        protocol.write_frame(self.result_fd, {"type": "ready", "pid": os.getpid(), "notes": notes})
+        try:
+            protocol.write_frame(self.result_fd, {"type": "ready", "pid": os.getpid(), "notes": notes})
+        except BrokenPipeError:
+            return  # the grader went away while this zygote started (e.g. a self-check that failed early)
         try:
             while True:
                 request = protocol.read_message(self.ctrl_fd, self.reader, None)
@@ -203,7 +203,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ctrl-fd", type=int, required=True)
     parser.add_argument("--result-fd", type=int, required=True)
     parser.add_argument("--isolation", choices=("namespaces", "none"), required=True)
+    parser.add_argument("--no-workhouse", action="store_true",
+                        help="do not preload train_gan's call module (a pool that never runs train_gan)")
     args = parser.parse_args(argv)
+    if not args.no_workhouse:
+        # train_gan's call module: importing it builds one Adam, which imports torch._dynamo
+        # (~0.8 s) once here instead of in every submission's call process
+        from grader.sandbox import workhouse_calls  # noqa: F401
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     leaked = [name for name in sys.modules if name.split(".")[0] in FORBIDDEN_MODULES]
