@@ -61,6 +61,10 @@ class _Zygote:
             "PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": PROJECT_ROOT, "LANG": "C.UTF-8",
             "HOME": "/tmp", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+            # malloc's heaps in transparent huge pages: a fork copies far fewer page-table
+            # entries (each sandbox forks S, P1 and one call process per function from this
+            # interpreter; benchmarks/SANDBOX_PROFILE.md). A tunable, read once at exec.
+            "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
         }
         try:
             self.process = subprocess.Popen(
