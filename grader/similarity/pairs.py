@@ -1,0 +1,110 @@
+"""Pairwise code similarity over a class: weighing fingerprints, scoring and flagging pairs.
+
+Pure functions from each student's ``Code`` (grader.similarity.fingerprints) to ``PairScore``s.
+
+Conventions:
+
+* The starter template's k-grams (every one, not only its winnowed ones) are removed from every
+  student's fingerprints: code handed out is no evidence.
+* A fingerprint held by ``df`` students weighs ``1 / (df - 1)`` (1 when only one holds it): the
+  evidence it gives is shared among the holder's ``df - 1`` partners, so a formula written the
+  same obvious way by many weighs little. One held by at least ``COMMON_SHARE`` of the class (and
+  by more than two students) weighs 0: most of the class writes it, so it says nothing of copying.
+* ``similarity(a, b) = shared weight / max(min(mass a, mass b), MIN_MASS)``, where a student's mass
+  is the weight of all their fingerprints: a copy of the other's whole code scores 1 even when one
+  of them added more of their own; a tiny submission cannot reach a high score on a few shared
+  fingerprints. Rounded to ``DECIMALS`` places; flagged when ``>= THRESHOLD`` (calibrated in
+  benchmarks/SIMILARITY.md).
+* ``functions``: the units of ``a`` that share at least half of the smaller unit's weight with one
+  unit of ``b``, as ``name`` (the same name in both) or ``name_a/name_b``, sorted.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from grader.similarity.fingerprints import Code, Unit
+
+THRESHOLD = 0.6
+COMMON_SHARE = 0.5
+MIN_MASS = 4.0
+DECIMALS = 3
+UNIT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """One pair of students, ``a < b`` (as shown: ids, or codes when anonymous)."""
+
+    a: str
+    b: str
+    similarity: float
+    flagged: bool
+    functions: tuple[str, ...] = ()
+    #: for a flagged pair, the k-grams (every one, not only the winnowed) both hold, less the
+    #: template's and those most of the class holds: what the page highlights; else empty
+    shared: frozenset[int] = field(default_factory=frozenset)
+
+
+def _template_kgrams(template: Code | None) -> set[int]:
+    return {h for u in template.units for h in u.kgrams} if template else set()
+
+
+def student_fingerprints(codes: Mapping[str, Code], template: Code | None) -> dict[str, set[int]]:
+    """Each student's winnowed fingerprints less every k-gram of the template."""
+    excluded = _template_kgrams(template)
+    return {s: c.fingerprints() - excluded for s, c in codes.items()}
+
+
+def weights(prints: Mapping[str, set[int]]) -> dict[int, float]:
+    """Each fingerprint's weight (see the module docstring)."""
+    df: dict[int, int] = defaultdict(int)
+    for hashes in prints.values():
+        for h in hashes:
+            df[h] += 1
+    common = max(3, COMMON_SHARE * len(prints))
+    return {h: 0.0 if n >= common else 1.0 / max(1, n - 1) for h, n in df.items()}
+
+
+def _unit_matches(a: list[tuple[Unit, set[int]]], b: list[tuple[Unit, set[int]]], shared: set[int],
+                  weight: Mapping[int, float]) -> tuple[str, ...]:
+    names = set()
+    for ua, pa in a:
+        mass_a = sum(weight[h] for h in pa)
+        best, best_w = None, 0.0
+        for ub, pb in b:
+            w = sum(weight[h] for h in pa & pb & shared)
+            mass = min(mass_a, sum(weight[h] for h in pb))
+            if w > best_w and w >= UNIT_SHARE * mass:
+                best, best_w = ub, w
+        if best is not None:
+            names.add(ua.name if ua.name == best.name else f"{ua.name}/{best.name}")
+    return tuple(sorted(names))
+
+
+def score_pairs(codes: Mapping[str, Code], template: Code | None = None,
+                shown: Mapping[str, str] | None = None) -> list[PairScore]:
+    """Every pair of ``codes``' students once, most similar first (then by the names shown).
+
+    ``shown`` maps a student id to the name written out (an anonymous code); ``a < b`` by it."""
+    shown = dict(shown or {s: s for s in codes})
+    excluded = _template_kgrams(template)
+    units = {s: [(u, u.fingerprints() - excluded) for u in c.units] for s, c in codes.items()}
+    prints = {s: set().union(*(p for _, p in us)) for s, us in units.items()}
+    weight = weights(prints)
+    mass = {s: sum(weight[h] for h in p) for s, p in prints.items()}
+    kgrams = {s: {h for u in c.units for h in u.kgrams} for s, c in codes.items()}
+    unweighed = {h for h, w in weight.items() if w == 0}
+    out = []
+    for s, t in combinations(sorted(codes, key=lambda x: shown[x]), 2):
+        shared = {h for h in prints[s] & prints[t] if weight[h] > 0}
+        value = sum(weight[h] for h in shared) / max(min(mass[s], mass[t]), MIN_MASS)
+        value = round(min(value, 1.0), DECIMALS)
+        functions = _unit_matches(units[s], units[t], shared, weight) if shared else ()
+        flagged = value >= THRESHOLD
+        seen = frozenset(kgrams[s] & kgrams[t] - excluded - unweighed) if flagged else frozenset()
+        out.append(PairScore(shown[s], shown[t], value, flagged, functions, seen))
+    out.sort(key=lambda p: (-p.similarity, p.a, p.b))
+    return out
