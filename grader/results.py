@@ -20,6 +20,10 @@ Schema (``schema_version`` 1); every key is always present:
 * ``rubric``: ``{version, sha256, seed}`` (plus ``questions: {version, sha256}`` after a merge);
   ``versions``: grader, python, torch, numpy.
 * ``sandbox``: ``{isolation, limits, output_dropped_bytes}``.
+* ``late`` (schema 2): ``{}`` without a late policy; else ``{policy_sha256, submitted_at (ISO 8601
+  or null), deadline, late_days, penalty, note}`` (``grader.policy``), recomputed whenever marks are
+  merged. ``score`` is the earned score before the penalty (the sum of the checks, as the function
+  columns); ``total`` is ``score - penalty``, the number every export uses.
 * ``durations``: seconds; the only fields that differ between two gradings of the same class.
 """
 from __future__ import annotations
@@ -30,7 +34,7 @@ from decimal import Decimal
 
 from grader.scoring import CheckResult, points_str
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TIMING_KEYS = ("durations",)
 
 
@@ -45,6 +49,7 @@ class StudentResult:
     versions: dict
     sandbox: dict = field(default_factory=dict)
     durations: dict = field(default_factory=dict)
+    late: dict = field(default_factory=dict)
 
     @property
     def score(self) -> Decimal:
@@ -53,6 +58,15 @@ class StudentResult:
     @property
     def max_score(self) -> Decimal:
         return sum((c.max_score for c in self.checks), Decimal(0))
+
+    @property
+    def late_penalty(self) -> Decimal:
+        return Decimal(self.late.get("penalty", "0"))
+
+    @property
+    def total(self) -> Decimal:
+        """The score after the late penalty: what every export reports."""
+        return self.score - self.late_penalty
 
     def functions(self) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, Decimal]] = {}
@@ -69,6 +83,7 @@ class StudentResult:
             "status": self.status,
             "score": points_str(self.score),
             "max_score": points_str(self.max_score),
+            "total": points_str(self.total),
             "message": self.message,
             "functions": self.functions(),
             "checks": [c.to_dict() for c in self.checks],
@@ -76,6 +91,7 @@ class StudentResult:
             "rubric": self.rubric,
             "versions": self.versions,
             "sandbox": self.sandbox,
+            "late": self.late,
             "durations": self.durations,
         }
 
@@ -93,4 +109,4 @@ class StudentResult:
             for c in d["checks"]]
         return cls(student=d["student"], status=d["status"], message=d["message"], checks=checks,
                    submission=d["submission"], rubric=d["rubric"], versions=d["versions"],
-                   sandbox=d.get("sandbox", {}), durations=d.get("durations", {}))
+                   sandbox=d.get("sandbox", {}), durations=d.get("durations", {}), late=d.get("late", {}))
