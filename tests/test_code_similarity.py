@@ -208,3 +208,14 @@ def test_anonymous_outputs_show_only_codes_and_are_reproducible(tmp_path):
     named = write_code_similarity(subs, tmp_path / "named")
     assert named.flagged == 1
     assert b"alice_x,zack_y," in (tmp_path / "named" / "similarity" / "code.csv").read_bytes()
+
+
+def test_class_report_links_to_the_page(tmp_path):
+    from grader.exports.class_report import _code_similarity_line
+
+    assert _code_similarity_line(tmp_path) == ""
+    subs = [_submission(tmp_path, "a", STYLES["bob_bce"]), _submission(tmp_path, "b", disguised(STYLES["bob_bce"])),
+            _submission(tmp_path, "c", STYLES["dan_softplus"])]
+    write_code_similarity(subs, tmp_path / "out")
+    line = _code_similarity_line(tmp_path / "out")
+    assert "1 of 3 pairs flagged" in line and 'href="similarity/code.html"' in line

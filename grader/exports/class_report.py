@@ -18,6 +18,7 @@ same report, apart from the timing section.
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 import statistics
@@ -208,8 +209,20 @@ def _overview(results: list[StudentResult], out_dir: Path) -> str:
         marked = sum(c.message != NOT_MARKED for c in written)
         lines.append(f"<p>Written answers (marked by hand): {marked} of {len(written)} marks entered; "
                      "the scores below include the marks entered so far.</p>")
+    lines.append(_code_similarity_line(out_dir))
     lines.append(_table(["status", "meaning", "submissions"], rows, numeric={2}))
     return "\n".join(lines)
+
+
+def _code_similarity_line(out_dir: Path) -> str:
+    """A link to ``similarity/code.html`` (grader.similarity) with the flagged pairs' count, or ''."""
+    try:
+        rows = list(csv.DictReader(io.StringIO((out_dir / "similarity" / "code.csv").read_text("utf-8"))))
+    except (OSError, ValueError, csv.Error):
+        return ""
+    flagged = sum(r.get("flagged") == "true" for r in rows)
+    return (f'<p>Code similarity: {flagged} of {len(rows)} pairs flagged, '
+            '<a href="similarity/code.html">side by side</a> (and similarity/code.csv).</p>')
 
 
 def _functions_section(results: list[StudentResult], plot: bytes | None) -> str:
@@ -242,7 +255,7 @@ def _not_graded_section(results: list[StudentResult]) -> str:
     bad = [r for r in results if r.status != "ok"]
     if not bad:
         return "<p>Every submission loaded and every call ran.</p>"
-    rows = [[_id(r.student), f"<code>{_e(r.status)}</code>", _e(points_str(r.score)),
+    rows = [[_id(r.student), f"<code>{_e(r.status)}</code>", _e(points_str(r.total)),
              f"<pre>{_e(r.message)}</pre>"] for r in sorted(bad, key=lambda r: (r.status, r.student))]
     return _table(["submission", "status", "score", "message"], rows, numeric={2})
 

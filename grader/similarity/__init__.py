@@ -10,16 +10,18 @@ The package, by concern:
 - ``page``: the CSV and the side-by-side HTML page; pure;
 - ``collect``: the code of each prepared submission, read from its private copy (never run).
 
-``write_code_similarity`` is the one entry point: grading calls it once per run, after the intake
-and before any work folder goes away. Its outputs depend only on the submissions' code, the
+``write_code_similarity`` is the entry point (``write_for_run`` in a grading run, once per run, after the
+intake and before any work folder goes away). Its outputs depend only on the submissions' code, the
 template and the anonymity secret, so they are byte-identical across runs and worker counts.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.atomic import write_atomic
+from grader.escape import clean_text
 from grader.intake import Submission
 from grader.similarity.collect import class_code
 from grader.similarity.fingerprints import code_of
@@ -63,3 +65,15 @@ def write_code_similarity(submissions: list[Submission], out_dir: Path, anonymou
     write_atomic(folder / "code.csv", code_csv(scores))
     write_atomic(folder / "code.html", code_html(scores, {shown[s]: c for s, c in codes.items()}, anonymous))
     return SimilaritySummary(len(codes), len(scores), sum(p.flagged for p in scores))
+
+
+def write_for_run(submissions: list[Submission], out_dir: Path, anonymous: bool, secret: bytes) -> SimilaritySummary | None:
+    """``write_code_similarity`` for a grading run: a failure (a grader bug) costs these two files
+    only, never the class's grades: it is reported on stderr and no stale file is left behind."""
+    try:
+        return write_code_similarity(submissions, out_dir, anonymous, secret)
+    except Exception as exc:  # noqa: BLE001
+        for name in ("code.csv", "code.html"):
+            (Path(out_dir) / FOLDER / name).unlink(missing_ok=True)
+        print(f"error: code similarity not written: {type(exc).__name__}: {clean_text(exc, 300)}", file=sys.stderr)
+        return None
