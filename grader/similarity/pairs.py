@@ -68,16 +68,18 @@ def weights(prints: Mapping[str, set[int]]) -> dict[int, float]:
     return {h: 0.0 if n >= common else 1.0 / max(1, n - 1) for h, n in df.items()}
 
 
-def _unit_matches(a: list[tuple[Unit, set[int]]], b: list[tuple[Unit, set[int]]], shared: set[int],
-                  weight: Mapping[int, float]) -> tuple[str, ...]:
+def _unit_matches(a: list[tuple[Unit, set[int], float]], b: list[tuple[Unit, set[int], float]],
+                  shared: set[int], weight: Mapping[int, float]) -> tuple[str, ...]:
     names = set()
-    for ua, pa in a:
-        mass_a = sum(weight[h] for h in pa)
+    for ua, pa, mass_a in a:
+        pa = pa & shared
         best, best_w = None, 0.0
-        for ub, pb in b:
-            w = sum(weight[h] for h in pa & pb & shared)
-            mass = min(mass_a, sum(weight[h] for h in pb))
-            if w > best_w and w >= UNIT_SHARE * mass:
+        for ub, pb, mass_b in b:
+            common = pa & pb
+            if not common:
+                continue
+            w = sum(weight[h] for h in common)
+            if w > best_w and w >= UNIT_SHARE * min(mass_a, mass_b):
                 best, best_w = ub, w
         if best is not None:
             names.add(ua.name if ua.name == best.name else f"{ua.name}/{best.name}")
@@ -91,9 +93,10 @@ def score_pairs(codes: Mapping[str, Code], template: Code | None = None,
     ``shown`` maps a student id to the name written out (an anonymous code); ``a < b`` by it."""
     shown = dict(shown or {s: s for s in codes})
     excluded = _template_kgrams(template)
-    units = {s: [(u, u.fingerprints() - excluded) for u in c.units] for s, c in codes.items()}
-    prints = {s: set().union(*(p for _, p in us)) for s, us in units.items()}
+    unit_prints = {s: [(u, u.fingerprints() - excluded) for u in c.units] for s, c in codes.items()}
+    prints = {s: set().union(*(p for _, p in us)) for s, us in unit_prints.items()}
     weight = weights(prints)
+    units = {s: [(u, p, sum(weight[h] for h in p)) for u, p in us] for s, us in unit_prints.items()}
     mass = {s: sum(weight[h] for h in p) for s, p in prints.items()}
     kgrams = {s: {h for u in c.units for h in u.kgrams} for s, c in codes.items()}
     unweighed = {h for h, w in weight.items() if w == 0}
