@@ -102,8 +102,9 @@ def _line(k: int, w: int, m: dict) -> str:
     low = min(p.similarity for p in m["copies"])
     flagged = sum(p.flagged for p in ind)
     missed = sum(not p.flagged for p in m["copies"])
-    return (f"| {k} | {w} | {low:.3f} | {top:.3f} | {max(p.similarity for p in m['styles']):.3f} | "
-            f"{flagged} of {len(ind)} | {missed} of {len(m['copies'])} |")
+    styles = m["styles"]
+    return (f"| {k} | {w} | {low:.3f} | {missed} of {len(m['copies'])} | {top:.3f} | {flagged} of {len(ind)} | "
+            f"{max(p.similarity for p in styles):.3f} | {sum(p.flagged for p in styles)} of {len(styles)} |")
 
 
 def main() -> None:
@@ -116,8 +117,9 @@ def main() -> None:
     if args.grid:
         settings += [(k, w) for k in (6, 8, 10, 12, 15, 20) for w in (2, 4, 6, 8) if (k, w) != settings[0]]
     default_k, default_w = settings[0]
-    lines = ["| K | W | lowest copy | highest independent | highest between correct styles | "
-             f"false flags (>= {pairs.THRESHOLD}) | missed copies |", "|---|---|---|---|---|---|---|"]
+    lines = [f"| K | W | lowest copy | copies missed (< {pairs.THRESHOLD}) | highest independent | "
+             f"independent flagged (>= {pairs.THRESHOLD}) | highest between correct styles | correct styles flagged |",
+             "|---|---|---|---|---|---|---|---|"]
     first = None
     for k, w in settings:
         fingerprints.K, fingerprints.W = k, w

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -219,3 +220,22 @@ def test_class_report_links_to_the_page(tmp_path):
     write_code_similarity(subs, tmp_path / "out")
     line = _code_similarity_line(tmp_path / "out")
     assert "1 of 3 pairs flagged" in line and 'href="similarity/code.html"' in line
+
+
+def _filler(i: int) -> str:
+    """A student's own code, unlike any other's: a sum of method calls that spells ``i``."""
+    methods = ("sum", "mean", "exp", "log", "abs", "sqrt", "tanh", "relu", "sigmoid", "std", "max", "min",
+               "norm", "var", "cos", "sin")
+    digest = hashlib.blake2b(str(i).encode(), digest_size=32).digest()
+    expr = " ".join(f"{'+-*/'[b % 4]} x.{methods[b // 16]}()" for b in digest)
+    return f"def discriminator_loss(r, f):\n    x = r + f\n    return x {expr}\n"
+
+
+def test_a_large_cluster_of_copies_is_still_flagged():
+    """Shared by 20 of 45 (under half the class): each fingerprint weighs 1/19, the pairs still score 1."""
+    sources = {f"copy{i:02d}": STYLES["dan_softplus"] for i in range(20)}
+    sources.update({f"own{i:02d}": _filler(i) for i in range(25)})
+    scores = _pairs(sources)
+    copies = [p for k, p in scores.items() if k[0].startswith("copy") and k[1].startswith("copy")]
+    assert len(copies) == 190 and all(p.flagged and p.similarity == 1 for p in copies)
+    assert not [p for k, p in scores.items() if p.flagged and not k[1].startswith("copy")]

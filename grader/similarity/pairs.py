@@ -10,10 +10,12 @@ Conventions:
   evidence it gives is shared among the holder's ``df - 1`` partners, so a formula written the
   same obvious way by many weighs little. One held by at least ``COMMON_SHARE`` of the class (and
   by more than two students) weighs 0: most of the class writes it, so it says nothing of copying.
-* ``similarity(a, b) = shared weight / max(min(mass a, mass b), MIN_MASS)``, where a student's mass
-  is the weight of all their fingerprints: a copy of the other's whole code scores 1 even when one
-  of them added more of their own; a tiny submission cannot reach a high score on a few shared
-  fingerprints. Rounded to ``DECIMALS`` places; flagged when ``>= THRESHOLD`` (calibrated in
+* ``similarity(a, b) = shared weight / min(mass a, mass b) * min(1, n / MIN_PRINTS)``, where a
+  student's mass is the weight of all their fingerprints and ``n`` the smaller number of weighed
+  fingerprints of the two: a copy of the other's whole code scores 1 even when one of them added
+  more of their own, and a tiny submission cannot reach a high score on a few shared fingerprints
+  (counted, not weighed, so that a large cluster of copies, whose fingerprints each weigh little,
+  is not discounted for its size). Rounded to ``DECIMALS`` places; flagged when ``>= THRESHOLD`` (calibrated in
   benchmarks/SIMILARITY.md).
 * ``functions``: the units of ``a`` that share at least half of the smaller unit's weight with one
   unit of ``b``, as ``name`` (the same name in both) or ``name_a/name_b``, sorted.
@@ -29,7 +31,7 @@ from grader.similarity.fingerprints import Code, Unit
 
 THRESHOLD = 0.6
 COMMON_SHARE = 0.5
-MIN_MASS = 4.0
+MIN_PRINTS = 8
 DECIMALS = 3
 UNIT_SHARE = 0.5
 
@@ -98,12 +100,14 @@ def score_pairs(codes: Mapping[str, Code], template: Code | None = None,
     weight = weights(prints)
     units = {s: [(u, p, sum(weight[h] for h in p)) for u, p in us] for s, us in unit_prints.items()}
     mass = {s: sum(weight[h] for h in p) for s, p in prints.items()}
+    count = {s: sum(weight[h] > 0 for h in p) for s, p in prints.items()}
     kgrams = {s: {h for u in c.units for h in u.kgrams} for s, c in codes.items()}
     unweighed = {h for h, w in weight.items() if w == 0}
     out = []
     for s, t in combinations(sorted(codes, key=lambda x: shown[x]), 2):
         shared = {h for h in prints[s] & prints[t] if weight[h] > 0}
-        value = sum(weight[h] for h in shared) / max(min(mass[s], mass[t]), MIN_MASS)
+        small = min(mass[s], mass[t])
+        value = sum(weight[h] for h in shared) / small * min(1.0, min(count[s], count[t]) / MIN_PRINTS) if shared else 0.0
         value = round(min(value, 1.0), DECIMALS)
         functions = _unit_matches(units[s], units[t], shared, weight) if shared else ()
         flagged = value >= THRESHOLD
