@@ -49,7 +49,8 @@ class _Rename(ast.NodeTransformer):
                 n.id = table[n.id]
             elif isinstance(n, ast.arg) and n.arg in table:
                 n.arg = table[n.arg]
-        if node.body and isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None), ast.Constant):
+        first = node.body[0] if node.body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
             node.body = node.body[1:] or [ast.Pass()]
         return node
 

@@ -67,7 +67,8 @@ def write_code_similarity(submissions: list[Submission], out_dir: Path, anonymou
     return SimilaritySummary(len(codes), len(scores), sum(p.flagged for p in scores))
 
 
-def write_for_run(submissions: list[Submission], out_dir: Path, anonymous: bool, secret: bytes) -> SimilaritySummary | None:
+def write_for_run(submissions: list[Submission], out_dir: Path, anonymous: bool,
+                  secret: bytes) -> SimilaritySummary | None:
     """``write_code_similarity`` for a grading run: a failure (a grader bug) costs these two files
     only, never the class's grades: it is reported on stderr and no stale file is left behind."""
     try:

@@ -29,11 +29,11 @@ from itertools import combinations
 
 from grader.similarity.fingerprints import Code, Unit
 
-THRESHOLD = 0.6
-COMMON_SHARE = 0.5
-MIN_PRINTS = 8
-DECIMALS = 3
-UNIT_SHARE = 0.5
+THRESHOLD = 0.6  # flagged at or above (benchmarks/SIMILARITY.md)
+COMMON_SHARE = 0.5  # a fingerprint held by this share of the class (and by 3 or more) weighs nothing
+MIN_PRINTS = 8  # fewer weighed fingerprints than this scale a pair's score down
+DECIMALS = 3  # of the similarity written out
+UNIT_SHARE = 0.5  # of the smaller unit's weight, for a unit to be named in ``functions``
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,10 @@ def score_pairs(codes: Mapping[str, Code], template: Code | None = None,
     out = []
     for s, t in combinations(sorted(codes, key=lambda x: shown[x]), 2):
         shared = {h for h in prints[s] & prints[t] if weight[h] > 0}
-        small = min(mass[s], mass[t])
-        value = sum(weight[h] for h in shared) / small * min(1.0, min(count[s], count[t]) / MIN_PRINTS) if shared else 0.0
+        value = 0.0
+        if shared:
+            value = sum(weight[h] for h in shared) / min(mass[s], mass[t])
+            value *= min(1.0, min(count[s], count[t]) / MIN_PRINTS)
         value = round(min(value, 1.0), DECIMALS)
         functions = _unit_matches(units[s], units[t], shared, weight) if shared else ()
         flagged = value >= THRESHOLD
