@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--unsafe", action="store_true",
                         help="allow grading without kernel isolation when it is unavailable (student code then runs with your rights)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--late-policy", type=Path, default=None,
+                        help="late policy TOML ([late] deadline, grace_minutes, penalty_percent_per_day, "
+                             "max_late_days); copied into OUT (default: OUT/late_policy.toml if present)")
+    parser.add_argument("--submitted-at", type=Path, default=None,
+                        help="CSV student,submitted_at (ISO 8601 with an offset), for the late policy")
+    parser.add_argument("--extensions", type=Path, default=None,
+                        help="CSV student,extra_days or student,deadline, for the late policy")
     parser.add_argument("--manual", type=Path, default=None,
                         help="the TA's marks for written answers and overrides (default: OUT/manual.csv if present)")
     parser.add_argument("--anonymous", action="store_true", help="written-answer pages show codes, not student ids")
@@ -226,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     options = GradingOptions(out_dir=args.out, workers=args.workers, limits=_limits(args), isolation=isolation,
                              rubric_path=args.rubric or DEFAULT_RUBRIC, resume=not args.no_resume,
                              progress=not args.quiet, questions_path=args.questions, manual_csv=args.manual,
+                             late_policy=args.late_policy, submitted_at=args.submitted_at, extensions=args.extensions,
                              anonymous=args.anonymous)
     from grader.outlock import OutputBusy
+    from grader.policy import PolicyError
     from grader.written.anonymity import ENV_SECRET
 
     if args.anonymous and not os.environ.get(ENV_SECRET):
@@ -240,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_SECRET_WARNING, file=sys.stderr)
     try:
         report = grade_class(args.class_dir, options)
-    except (OutputBusy, intake.IntakeError) as exc:
+    except (OutputBusy, intake.IntakeError, PolicyError, OSError) as exc:
         return fail(exc)
     by_status: dict[str, int] = {}
     for r in report.rows:

@@ -40,14 +40,17 @@ def safe_cell(value: object) -> str:
 
 
 def scores_csv(results: list[StudentResult], functions: list[str]) -> str:
-    """One row per student: id, total, max, points per function, status (sorted by id)."""
+    """One row per student (sorted by id): id, total (after the late penalty), max, points per
+    function (adding up to the score before the penalty), late days, late penalty, status."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["student", "total", "max_score", *functions, "status"])
+    writer.writerow(["student", "total", "max_score", *functions, "late_days", "late_penalty", "status"])
     for r in sorted(results, key=lambda r: r.student):
         per_fn = r.functions()
-        writer.writerow([safe_cell(r.student), pts(r.score), pts(r.max_score),
-                         *[per_fn.get(fn, {}).get("score", "0") for fn in functions], r.status])
+        total = r.total if r.total is not None else r.score
+        writer.writerow([safe_cell(r.student), pts(total), pts(r.max_score),
+                         *[per_fn.get(fn, {}).get("score", "0") for fn in functions], r.late_days,
+                         pts(r.late_penalty), r.status])
     return buf.getvalue()
 
 
@@ -80,7 +83,11 @@ def feedback_markdown(r: StudentResult, pictures: list[str] = ()) -> str:
     ``md_inline`` for a line of prose, ``md_code_block`` (a fence longer than any backtick run
     inside) for check messages and multi-line messages."""
     lines = [f"# Feedback for {md_inline(r.student)}", "",
-             f"**Score: {pts(r.score)} / {pts(r.max_score)}** — submission {STATUS_TEXT.get(r.status, r.status)}.", ""]
+             f"**Score: {pts(r.total)} / {pts(r.max_score)}** — submission {STATUS_TEXT.get(r.status, r.status)}.", ""]
+    if r.late and r.late_penalty:
+        lines[-1:-1] = [f"Late: {_md_escape(str(r.late.get('note', '')))}; {pts(r.late_penalty)} points off the "
+                        f"{pts(r.score)} earned (deadline {_md_escape(str(r.late.get('deadline')))}, submitted "
+                        f"{_md_escape(str(r.late.get('submitted_at')))}).", ""]
     if r.message:
         message = clean_text(r.message, MESSAGE_CHARS)
         lines += [*md_code_block(message), ""] if "\n" in message.strip() else [md_inline(message), ""]
@@ -128,7 +135,7 @@ def mistake_students(results: list[StudentResult]) -> list[tuple[str, str, list[
 def class_summary(results: list[StudentResult], meta: dict) -> dict:
     """Counts by status, score statistics, pass rate per check, frequent mistakes by number of
     students (``mistake_students``), deterministic."""
-    scores = [float(r.score) for r in results]
+    scores = [float(r.total if r.total is not None else r.score) for r in results]
     status = Counter(r.status for r in results)
     per_check: dict[str, list[int]] = {}
     for r in results:

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sandbox import Limits, SandboxPool, SandboxResult
 from grader.scoring import judge_suite, not_graded, score_suite
 from grader.seeds import input_secret, submission_seed
+from grader.policy import POLICY_NAME, PROBLEMS_NAME, LateBook, PolicyError
 from grader.tally import ResultRow
 
 WORKHOUSE_PNG = "_workhouse.png"   # feedback/<student>_workhouse.png
@@ -58,6 +59,10 @@ class GradingOptions:
     questions_path: Path | None = None  # written questions (None: the packaged grader/questions.toml)
     manual_csv: Path | None = None     # the TA's marks (None: OUT/manual.csv when it exists)
     anonymous: bool = False            # written pages show stable codes instead of student ids
+    late_policy: Path | None = None    # the late policy (None: OUT/late_policy.toml when it exists)
+    submitted_at: Path | None = None   # CSV student,submitted_at (None: OUT/late_submitted_at.csv when it exists)
+    extensions: Path | None = None     # CSV student,extra_days|deadline (None: OUT/late_extensions.csv ...)
+    submission_times: dict[str, str] = field(default_factory=dict)  # id -> ISO time (Gradescope's metadata)
 
 
 @dataclass
@@ -186,8 +191,9 @@ class _Writer:
     need. ``scores.csv`` is rewritten at most every ``AGGREGATE_EVERY_S`` seconds while grading and
     once at the end (``flush``); a rerun rebuilds it from ``results/``. Thread-safe."""
 
-    def __init__(self, out_dir: Path, functions: list[str], book: "MarkBook | None" = None):
-        self.out_dir, self.functions, self.book = Path(out_dir), functions, book
+    def __init__(self, out_dir: Path, functions: list[str], book: "MarkBook | None" = None,
+                 late: "LateBook | None" = None):
+        self.out_dir, self.functions, self.book, self.late = Path(out_dir), functions, book, late
         self.rows: dict[str, ResultRow] = {}
         self.lock = threading.Lock()
         self._aggregated_at = time.monotonic()
@@ -219,6 +225,10 @@ class _Writer:
         (``stored``: its record's text as found) only when the merge changed it."""
         if self.book is not None:
             r = self.book.merge(r)
+        if self.late is not None:  # after the marks: the penalty applies to the whole earned score
+            r = self.late.apply(r)
+        elif r.late:  # graded earlier under a policy that is gone now
+            r = replace(r, late={})
         text = r.to_json()
         with self.lock:
             if fresh:
@@ -292,7 +302,8 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
         template = check_template([c for s in suites for c in not_graded(s, rubric, "")])
         book = MarkBook.load(options.manual_csv or out_dir / "manual.csv", [sub.student for sub in submissions],
                              template, questions, secret=codes_key, anonymous=options.anonymous)
-        writer = _Writer(out_dir, [s.function for s in suites] + ["written"], book)
+        late = _late_book(options, out_dir, [sub.student for sub in submissions])
+        writer = _Writer(out_dir, [s.function for s in suites] + ["written"], book, late)
         with SandboxPool(options.limits, workers=max(1, options.workers), isolation=options.isolation,
                          workhouse="train_gan" in rubric.points) as pool, \
                 ThreadPoolExecutor(max_workers=max(1, options.workers)) as executor:
@@ -319,8 +330,11 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
         # after the grading loop: the pages read every prepared copy, which stays until the end
         pages = written.write_written_pages(submissions, out_dir, questions, options.anonymous, secret=codes_key)
         write_atomic(out_dir / "written" / "problems.txt", "".join(f"{p}\n" for p in book.problems))
+        if late is not None:
+            write_atomic(out_dir / PROBLEMS_NAME, "".join(f"{p}\n" for p in late.problems))
         meta = {"rubric": rubric_info(rubric), "versions": versions(), "intake_notes": notes,
-                "isolation": options.isolation, "limits": options.limits.to_dict(), "anonymous": options.anonymous}
+                "isolation": options.isolation, "limits": options.limits.to_dict(), "anonymous": options.anonymous,
+                "late_policy": ({**late.policy.to_dict(), "sha256": late.policy_sha256} if late is not None else None)}
         summary = reports.class_summary(rows, meta)
         write_atomic(out_dir / "summary.json", reports.summary_json(summary))
         write_atomic(out_dir / "summary.md", reports.summary_markdown(summary))
@@ -330,6 +344,33 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                          written=pages.summary_line(), manual_problems=[str(p) for p in book.problems])
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
+
+
+LATE_COPIES = {"late_policy": POLICY_NAME, "submitted_at": "late_submitted_at.csv",
+               "extensions": "late_extensions.csv"}
+
+
+def _late_book(options: GradingOptions, out_dir: Path, students: list[str]) -> "LateBook | None":
+    """The run's late policy: the files given, copied into OUT (so that regrade, report and
+    export-lms apply the same ones), else the copies an earlier run left there; None without a
+    policy. A bad policy is an error before anything is graded (``PolicyError``)."""
+    data: dict[str, bytes | None] = {}
+    for option, name in LATE_COPIES.items():
+        given = getattr(options, option)
+        source = Path(given) if given is not None else out_dir / name
+        data[option] = source.read_bytes() if given is not None or source.is_file() else None
+    if data["late_policy"] is None:
+        return None
+    try:
+        text = data["late_policy"].decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError("the late policy is not UTF-8 text") from None
+    book = LateBook.load(text, students, submitted_at=data["submitted_at"], extensions=data["extensions"],
+                         times=options.submission_times)
+    for option, name in LATE_COPIES.items():  # only once the policy was read without error
+        if getattr(options, option) is not None and data[option] is not None:
+            write_atomic(out_dir / name, data[option])
+    return book
 
 
 class _FirstDispatch:

@@ -42,6 +42,9 @@ class ResultRow:
     keys: tuple[tuple[str, str], ...]                    # (function, check name), shared between rows
     passed: int
     diagnoses: tuple[tuple[int, str], ...]
+    total: Decimal | None = None                         # after the late penalty (None: the score)
+    late_days: int = 0
+    late_penalty: Decimal = Decimal(0)
 
     @classmethod
     def of(cls, result: StudentResult) -> "ResultRow":
@@ -51,7 +54,7 @@ class ResultRow:
         diagnoses = tuple((i, c.diagnosis) for i, c in enumerate(result.checks) if c.diagnosis and not c.passed)
         functions = tuple((fn, d["score"], d["max_score"]) for fn, d in result.functions().items())
         return cls(result.student, result.status, result.score, result.max_score, functions, keys, passed,
-                   diagnoses)
+                   diagnoses, result.total, int(result.late.get("late_days", 0)), result.late_penalty)
 
     def functions(self) -> dict[str, dict[str, str]]:
         """As ``StudentResult.functions``: ``{function: {"score", "max_score"}}``."""

@@ -430,10 +430,10 @@ def test_scores_row_is_replaced_and_others_kept():
     before = reports.scores_csv([result("=evil"), result("alice"), result("zed")], ["gaussian_kl", "elbo"])
     text, note = update_scores_row(before, result("bob", {"gaussian_kl/value": False}))
     assert note == ""
-    assert text.splitlines() == [before.splitlines()[0], "'=evil,5.5,5.5,5,0.5,ok", "alice,5.5,5.5,5,0.5,ok",
-                                 "bob,1.5,5.5,1,0.5,ok", "zed,5.5,5.5,5,0.5,ok"]
+    assert text.splitlines() == [before.splitlines()[0], "'=evil,5.5,5.5,5,0.5,0,0,ok", "alice,5.5,5.5,5,0.5,0,0,ok",
+                                 "bob,1.5,5.5,1,0.5,0,0,ok", "zed,5.5,5.5,5,0.5,0,0,ok"]
     again, _ = update_scores_row(text, result("=evil", {"elbo/value": False}))
-    assert again.splitlines()[1] == "'=evil,5,5.5,5,0,ok"
+    assert again.splitlines()[1] == "'=evil,5,5.5,5,0,0,0,ok"
     _, note = update_scores_row("student,total,max_score,other,status\n", result("bob"))
     assert "another rubric" in note
 

@@ -98,3 +98,47 @@ def test_an_extension_as_a_deadline_and_the_record_round_trips():
     assert (result.late["late_days"], result.late["penalty"]) == (1, "8.05")
     again = StudentResult.from_dict(result.to_dict())
     assert again.late == result.late and again.total == Decimal("72.45") and result.to_dict()["total"] == "72.45"
+
+
+# ----------------------------------------------------------------------------- end to end
+BROKEN = "def discriminator_loss(real, fake:\n    return 0\n"
+
+
+def test_graded_with_a_policy_the_penalty_is_in_every_file_and_follows_the_marks(tmp_path, isolation_required):
+    import csv
+    import json
+
+    from grader.cli import main
+
+    klass = tmp_path / "class"
+    klass.mkdir()
+    for name in ("alice", "bob", "carol"):
+        (klass / f"{name}.py").write_text(f"# {name}\n{BROKEN}")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manual.csv").write_text("student,question,points,comment\nalice,Q1,4,ok\nbob,Q1,5,good\n", "utf-8")
+    policy = tmp_path / "late.toml"
+    policy.write_text(POLICY, "utf-8")
+    times = tmp_path / "times.csv"
+    times.write_text("student,submitted_at\nalice,2026-12-02T01:00:00+00:00\nbob,2026-12-01T20:00:00+00:00\n")
+    args = [str(klass), "--out", str(out), "--workers", "1", "--quiet"]
+    assert main([*args, "--late-policy", str(policy), "--submitted-at", str(times)]) == 0
+    rows = {r["student"]: r for r in csv.DictReader((out / "scores.csv").open(encoding="utf-8"))}
+    assert list(rows["alice"])[-3:] == ["late_days", "late_penalty", "status"]
+    assert (rows["alice"]["total"], rows["alice"]["late_days"], rows["alice"]["late_penalty"]) == ("3.6", "1", "0.4")
+    assert (rows["bob"]["total"], rows["bob"]["late_days"]) == ("5", "0")
+    assert rows["alice"]["written"] == "4"                              # the columns add up before the penalty
+    record = json.loads((out / "results" / "alice.json").read_text("utf-8"))
+    assert record["total"] == "3.6" and record["score"] == "4" and record["late"]["note"].startswith("1 day late")
+    assert "0.4 points off the 4 earned" in (out / "feedback" / "alice.md").read_text("utf-8")
+    assert "carol: no submission time" in (out / "late.txt").read_text("utf-8")
+    assert (out / "late_policy.toml").read_text("utf-8") == POLICY
+    # a new mark, and the same policy from OUT's copy: recomputed without re-running anyone's code
+    (out / "manual.csv").write_text("student,question,points,comment\nalice,Q1,5,ok\nbob,Q1,5,good\n", "utf-8")
+    assert main(args) == 0
+    again = json.loads((out / "results" / "alice.json").read_text("utf-8"))
+    assert again["total"] == "4.5" and json.loads((out / "run.json").read_text("utf-8"))["graded"] == 0
+    # a typo in the policy: an error before anything is graded or copied
+    policy.write_text(POLICY.replace("grace_minutes", "grace_mins"), "utf-8")
+    assert main([*args, "--late-policy", str(policy)]) == 2
+    assert (out / "late_policy.toml").read_text("utf-8") == POLICY

@@ -36,7 +36,7 @@ def test_scores_csv_rows_sorted_and_safe():
     text = scores_csv([_result("zoe"), _result("=cmd|' /C calc'!A0", passed=False), _result("--out")],
                       ["gaussian_kl", "elbo"])
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["student", "total", "max_score", "gaussian_kl", "elbo", "status"]
+    assert rows[0] == ["student", "total", "max_score", "gaussian_kl", "elbo", "late_days", "late_penalty", "status"]
     assert [r[0] for r in rows[1:]] == ["'--out", "'=cmd|' /C calc'!A0", "zoe"]
     assert rows[2][1:4] == ["0.5", "4.5", "0"]
 

@@ -303,8 +303,12 @@ def _regrade_locked(class_dir: Path, out_dir: Path, student: str, groups: dict, 
         for entry in groups[student]:
             notes += copy_as_data(class_dir / entry.name, tmp_class / entry.name)
         manual = base.manual_csv or (out_dir / "manual.csv" if (out_dir / "manual.csv").exists() else None)
+        from grader.run import LATE_COPIES
+
+        late = {option: getattr(base, option) or (out_dir / name if (out_dir / name).is_file() else None)
+                for option, name in LATE_COPIES.items()}  # the policy the class was graded under
         run_options = dataclasses.replace(base, out_dir=tmp_out, resume=False, workers=1, progress=False,
-                                          manual_csv=manual)  # the TA's marks live in the real folder
+                                          manual_csv=manual, **late)  # the TA's marks live in the real folder
         report = grade_class(tmp_class, run_options)
         new = report.result(student)
         if new is None:

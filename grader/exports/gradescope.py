@@ -228,6 +228,22 @@ def _top_output(result: StudentResult, tests: list[dict], config: GradescopeConf
     return "\n".join(lines)
 
 
+def _late_inputs(root: Path) -> tuple[Path | None, dict[str, str]]:
+    """The course's late policy (``source/late_policy.toml`` in the autograder, when the course
+    ships one) and this submission's time (``created_at`` of Gradescope's submission_metadata.json)."""
+    from grader.policy import POLICY_NAME
+
+    policy = root / "source" / POLICY_NAME
+    times: dict[str, str] = {}
+    try:
+        created = json.loads((root / "submission_metadata.json").read_text("utf-8")).get("created_at")
+        if isinstance(created, str):
+            times[STUDENT_ID] = created
+    except (OSError, ValueError, AttributeError):
+        pass
+    return (policy if policy.is_file() else None), times
+
+
 def results_json(result: StudentResult, config: GradescopeConfig = GradescopeConfig(),
                  execution_time_s: float | None = None, isolation: str | None = None) -> dict:
     """Gradescope's ``results.json`` for one result, as a dict (see the module's docstring).
@@ -250,6 +266,8 @@ def results_json(result: StudentResult, config: GradescopeConfig = GradescopeCon
     out: dict = {}
     if not tests:  # nothing carries a score: say it at the top
         out["score"] = 0
+    elif result.late_penalty:  # the tests add up to the earned score; the total is after the penalty
+        out["score"] = _number(result.total)
     out.update({
         "execution_time": round(float(execution_time_s), 3),
         "output": _top_output(result, tests, config, isolation_text(result) if isolation is None else isolation),
@@ -344,9 +362,11 @@ def run_in_gradescope_layout(root: Path = Path("/autograder"), config: Gradescop
             else:
                 (class_dir / STUDENT_ID).mkdir()
                 copy_notes = [f"{root / 'submission'} is missing: nothing was submitted"]
+            policy, times = _late_inputs(root)
             options = GradingOptions(out_dir=Path(tmp) / "out", workers=1, limits=limits or Limits(),
                                      isolation="namespaces" if available else "none",
-                                     rubric_path=rubric_path or DEFAULT_RUBRIC, resume=False, progress=False)
+                                     rubric_path=rubric_path or DEFAULT_RUBRIC, resume=False, progress=False,
+                                     late_policy=policy, submission_times=times)
             report = grade_class(class_dir, options)
             result = report.result(STUDENT_ID)
             if result is None:

@@ -284,7 +284,7 @@ def build_lms_export(results: dict[str, StudentResult], roster_text: str, gradeb
         if r.status in NOT_EXPORTED_STATUSES:
             why.append(f"status {r.status}: not exported (grade it again): {r.message}")
         elif r.status != "ok":
-            why.append(f"status {r.status}, exported as {points_str(r.score)}: {r.message}")
+            why.append(f"status {r.status}, exported as {points_str(r.total)}: {r.message}")
         if m.how == "name (confirm)":
             why.append(f"matched to {roster[m.roster].student_id} by name only: confirm")
         if m.late:
@@ -304,7 +304,7 @@ def build_lms_export(results: dict[str, StudentResult], roster_text: str, gradeb
         students = by_roster.get(i, [])
         score = ""
         if len(students) == 1 and results[students[0]].status not in NOT_EXPORTED_STATUSES:
-            score = exported[r.student_id] = points_str(results[students[0]].score)
+            score = exported[r.student_id] = points_str(results[students[0]].total)
         writer.writerow([safe_cell(v) for v in (
             r.name or lms.get("Student", ""),
             r.lms_id or lms.get("ID", ""),
@@ -347,7 +347,7 @@ def _report(e: LmsExport, results: dict[str, StudentResult]) -> str:
 
     section("Submissions not on the roster", "Graded, but no roster entry fits: not in the CSV.",
             "| submission | score | status |",
-            [f"| {md_code(s)} | {points_str(results[s].score)} | {results[s].status} |" for s in e.not_on_roster])
+            [f"| {md_code(s)} | {points_str(results[s].total)} | {results[s].status} |" for s in e.not_on_roster])
     section("Roster entries without a matched submission", "Their cell is left empty (Canvas keeps the current grade).",
             "| student_id | name |",
             [f"| {md_code(r.student_id)} | {md_code(r.name)} |" for r in e.roster if r.student_id in set(e.without_submission)])
