@@ -60,6 +60,10 @@ class StudentResult:
         return sum((c.max_score for c in self.checks), Decimal(0))
 
     @property
+    def late_days(self) -> int:
+        return int(self.late.get("late_days", 0))
+
+    @property
     def late_penalty(self) -> Decimal:
         return Decimal(self.late.get("penalty", "0"))
 
