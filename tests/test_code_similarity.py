@@ -239,3 +239,32 @@ def test_a_large_cluster_of_copies_is_still_flagged():
     copies = [p for k, p in scores.items() if k[0].startswith("copy") and k[1].startswith("copy")]
     assert len(copies) == 190 and all(p.flagged and p.similarity == 1 for p in copies)
     assert not [p for k, p in scores.items() if p.flagged and not k[1].startswith("copy")]
+
+
+def test_a_class_without_pairs(tmp_path):
+    summary = write_code_similarity([_submission(tmp_path, "only", STYLES["bob_bce"])], tmp_path / "out")
+    assert (summary.submissions, summary.pairs, summary.flagged) == (1, 0, 0)
+    assert (tmp_path / "out" / "similarity" / "code.csv").read_text() == "student_a,student_b,similarity,flagged,functions\n"
+    assert "No pair flagged" in (tmp_path / "out" / "similarity" / "code.html").read_text()
+
+
+def test_folders_and_zips_are_compared_by_their_code(tmp_path):
+    import zipfile
+
+    from grader import intake
+
+    klass = tmp_path / "class"
+    (klass / "folder_student" / "work").mkdir(parents=True)
+    (klass / "bob_bce.py").write_text(STYLES["bob_bce"], "utf-8")
+    (klass / "dan_softplus.py").write_text(STYLES["dan_softplus"], "utf-8")
+    (klass / "folder_student" / "work" / "solution.py").write_text("from helpers import *\n", "utf-8")
+    (klass / "folder_student" / "work" / "helpers.py").write_text(disguised(STYLES["bob_bce"]), "utf-8")
+    with zipfile.ZipFile(klass / "zip_student.zip", "w") as archive:
+        archive.writestr("hw/my_solution.py", disguised(STYLES["dan_softplus"]))
+    subs, _ = intake.prepare(klass, tmp_path / "work")
+    write_code_similarity(subs, tmp_path / "out")
+    rows = list(csv.reader(io.StringIO((tmp_path / "out" / "similarity" / "code.csv").read_text())))[1:]
+    assert {(a, b) for a, b, _, flagged, _ in rows if flagged == "true"} == {
+        ("bob_bce", "folder_student"), ("dan_softplus", "zip_student")}
+    page = (tmp_path / "out" / "similarity" / "code.html").read_text()
+    assert "helpers.py" in page and "my_solution.py" in page

@@ -27,6 +27,7 @@ from grader.similarity.pairs import PairScore
 from grader.written.pages import h
 
 CSV_COLUMNS = ("student_a", "student_b", "similarity", "flagged", "functions")
+ANONYMOUS_NOTE = "anonymous (codes; the code is shown as handed in, so its comments may still name a student)"
 MAX_PAIRS_SHOWN = 200
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem; color: #1a1a1a; }
@@ -109,7 +110,7 @@ def code_html(scores: list[PairScore], codes: Mapping[str, Code], anonymous: boo
         f"(similarity \u2265 {pairs.THRESHOLD:g}; k-grams of {fingerprints.K} normalised tokens, winnowing window "
         f"{fingerprints.W}; the starter template excluded; fingerprints held by at least "
         f"{pairs.COMMON_SHARE:.0%} of the class not weighed) \u00b7 "
-        f"{'anonymous (codes)' if anonymous else 'named'}. Every pair is in code.csv. A flag is a reason "
+        f"{ANONYMOUS_NOTE if anonymous else 'named'}. Every pair is in code.csv. A flag is a reason "
         "to look, not a finding.</p>",
     ]
     if not flagged:
