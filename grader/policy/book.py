@@ -96,13 +96,7 @@ class LateBook:
             except PolicyError as error:
                 book.problems.append(str(error))
         if submitted_at is not None:
-            rows, problems = _rows(submitted_at, "--submitted-at", ("submitted_at",))
-            book.problems += problems
-            for line, row in rows:
-                who = resolve(row.get("student", ""))
-                if not who:
-                    book.problems.append(f"--submitted-at line {line}: unknown student {row.get('student')!r}: not applied")
-                    continue
+            for line, row, who in book._rows_of(submitted_at, "--submitted-at", ("submitted_at",), resolve):
                 try:
                     moment = parse_time(row.get("submitted_at", ""), "submitted_at")
                 except PolicyError as error:
@@ -111,13 +105,7 @@ class LateBook:
                 for s in who:
                     book.times[s] = moment
         if extensions is not None:
-            rows, problems = _rows(extensions, "--extensions", ("extra_days", "deadline"))
-            book.problems += problems
-            for line, row in rows:
-                who = resolve(row.get("student", ""))
-                if not who:
-                    book.problems.append(f"--extensions line {line}: unknown student {row.get('student')!r}: not applied")
-                    continue
+            for line, row, who in book._rows_of(extensions, "--extensions", ("extra_days", "deadline"), resolve):
                 try:
                     if row.get("deadline"):
                         extension: timedelta | datetime = parse_time(row["deadline"], "deadline")
@@ -142,6 +130,17 @@ class LateBook:
             else:
                 book.problems.append(f"{s}: no submission time: graded without penalty")
         return book
+
+    def _rows_of(self, data: bytes, label: str, columns: tuple[str, ...], resolve: _Resolver):
+        """``(line, row, grader ids)`` of each row naming known students; the rest are problems."""
+        rows, problems = _rows(data, label, columns)
+        self.problems += problems
+        for line, row in rows:
+            who = resolve(row.get("student", ""))
+            if who:
+                yield line, row, who
+            else:
+                self.problems.append(f"{label} line {line}: unknown student {row.get('student')!r}: not applied")
 
     def lateness(self, student: str, earned: Decimal) -> dict:
         """The ``late`` record of a result (``grader.results``)."""
