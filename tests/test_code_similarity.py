@@ -268,3 +268,15 @@ def test_folders_and_zips_are_compared_by_their_code(tmp_path):
         ("bob_bce", "folder_student"), ("dan_softplus", "zip_student")}
     page = (tmp_path / "out" / "similarity" / "code.html").read_text()
     assert "helpers.py" in page and "my_solution.py" in page
+
+
+def test_line_endings_do_not_matter_and_marks_land_on_the_code():
+    from grader.similarity.page import marked_ranges
+
+    text = "def f(a):\n    b = a + a * a - a\n    # note\n    return b + 1 + a * a\n"
+    variants = [code_of([("s.py", t)]) for t in (text, text.replace("\n", "\r\n"), "\x0c\n" + text.replace("\n", "\r"))]
+    assert variants[0].fingerprints() == variants[1].fingerprints() == variants[2].fingerprints() != set()
+    for code in variants:
+        (name, shown), = code.files
+        ranges = marked_ranges(code, {h for u in code.units for h in u.kgrams})[0]
+        assert [shown[s:e].strip() for s, e in ranges] == ["b = a + a * a - a\n    # note\n    return b + 1 + a * a"]

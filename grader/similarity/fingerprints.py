@@ -102,10 +102,13 @@ def winnow(hashes: tuple[int, ...] | list[int], window: int) -> list[int]:
 
 
 def _line_starts(text: str) -> list[int]:
-    starts, pos = [0], 0
-    for line in text.splitlines(keepends=True):
-        pos += len(line)
-        starts.append(pos)
+    """Offsets of each line's start, lines ending at ``\n`` only (as ``io.StringIO.readline``
+    splits them for ``tokenize``)."""
+    starts = [0]
+    pos = text.find("\n")
+    while pos != -1:
+        starts.append(pos + 1)
+        pos = text.find("\n", pos + 1)
     return starts
 
 
@@ -188,9 +191,16 @@ def _within(toks: list[tokenize.TokenInfo], starts: list[tuple[int, int]], start
     return toks[bisect.bisect_left(starts, start):bisect.bisect_right(starts, end)]
 
 
+def normalised_text(text: str) -> str:
+    """At most ``MAX_SOURCE_CHARS`` characters, lines ending in ``\n`` (the parser also ends them at
+    ``\r``, ``tokenize`` does not: both must count the same lines)."""
+    return text[:MAX_SOURCE_CHARS].replace("\r\n", "\n").replace("\r", "\n")
+
+
 def file_units(text: str, file: int = 0) -> list[Unit]:
-    """The units of one file (see the module docstring); never raises on hostile text."""
-    text = text[:MAX_SOURCE_CHARS]
+    """The units of one file (see the module docstring); never raises on hostile text. Offsets are
+    in ``normalised_text(text)``."""
+    text = normalised_text(text)
     lines = _line_starts(text)
     toks = _tokens(text)
     starts = [t.start for t in toks]
@@ -219,6 +229,6 @@ def file_units(text: str, file: int = 0) -> list[Unit]:
 
 def code_of(files: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> Code:
     """The ``Code`` of a submission's files (``(name, text)``, in the order given)."""
-    files = tuple((name, text[:MAX_SOURCE_CHARS]) for name, text in files)
+    files = tuple((name, normalised_text(text)) for name, text in files)
     units = tuple(u for i, (_, text) in enumerate(files) for u in file_units(text, i))
     return Code(files, units)
