@@ -244,7 +244,8 @@ def test_a_large_cluster_of_copies_is_still_flagged():
 def test_a_class_without_pairs(tmp_path):
     summary = write_code_similarity([_submission(tmp_path, "only", STYLES["bob_bce"])], tmp_path / "out")
     assert (summary.submissions, summary.pairs, summary.flagged) == (1, 0, 0)
-    assert (tmp_path / "out" / "similarity" / "code.csv").read_text() == "student_a,student_b,similarity,flagged,functions\n"
+    header = "student_a,student_b,similarity,flagged,functions\n"
+    assert (tmp_path / "out" / "similarity" / "code.csv").read_text() == header
     assert "No pair flagged" in (tmp_path / "out" / "similarity" / "code.html").read_text()
 
 
@@ -274,9 +275,17 @@ def test_line_endings_do_not_matter_and_marks_land_on_the_code():
     from grader.similarity.page import marked_ranges
 
     text = "def f(a):\n    b = a + a * a - a\n    # note\n    return b + 1 + a * a\n"
-    variants = [code_of([("s.py", t)]) for t in (text, text.replace("\n", "\r\n"), "\x0c\n" + text.replace("\n", "\r"))]
+    variants = [code_of([("s.py", t)])
+                for t in (text, text.replace("\n", "\r\n"), "\x0c\n" + text.replace("\n", "\r"))]
     assert variants[0].fingerprints() == variants[1].fingerprints() == variants[2].fingerprints() != set()
     for code in variants:
         (name, shown), = code.files
         ranges = marked_ranges(code, {h for u in code.units for h in u.kgrams})[0]
         assert [shown[s:e].strip() for s, e in ranges] == ["b = a + a * a - a\n    # note\n    return b + 1 + a * a"]
+
+
+def test_columns_after_non_ascii_text_are_characters():
+    text = 'a = "\u00e9\u00e9"; b = 1 + 2\ndef f(x):\n    y = "\u00fc" * x; return y\n'
+    units = {u.name: u.tokens for u in file_units(text)}
+    assert units == {"f": ("V", "=", "S", "*", "V", ";", "return", "V", ";"),
+                     "<module>": ("V", "=", "S", ";", "V", "=", "N", "+", "N", ";")}

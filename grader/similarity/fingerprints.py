@@ -208,6 +208,13 @@ def file_units(text: str, file: int = 0) -> list[Unit]:
         tree = ast.parse(text)
     except _PARSE_ERRORS:
         return [_make_unit(file, "<unparsed>", toks, lines)] if toks else []
+    def pos(row: int | None, byte_col: int | None) -> tuple[int, int]:
+        """``ast``'s (line, UTF-8 byte column) as ``tokenize``'s (line, character column)."""
+        row, byte_col = row or 1, byte_col or 0
+        start = lines[min(row - 1, len(lines) - 1)]
+        head = text[start:start + byte_col].encode("utf-8", "surrogatepass")[:byte_col]
+        return row, len(head.decode("utf-8", "ignore"))
+
     units: list[Unit] = []
     for name, node in _functions(tree.body):
         if len(units) >= MAX_UNITS:
@@ -215,14 +222,13 @@ def file_units(text: str, file: int = 0) -> list[Unit]:
         body = node.body[1:] if _is_docstring(node.body[0]) else node.body
         if not body:
             continue
-        start = (body[0].lineno, body[0].col_offset)
-        end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
-        units.append(_make_unit(file, name, _within(toks, starts, start, end), lines))
+        span = _within(toks, starts, pos(body[0].lineno, body[0].col_offset), pos(node.end_lineno, node.end_col_offset))
+        units.append(_make_unit(file, name, span, lines))
     loose = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom, ast.FunctionDef,
                                                         ast.AsyncFunctionDef, ast.ClassDef)) and not _is_docstring(s)]
     if loose:
-        selected = [t for s in loose for t in _within(toks, starts, (s.lineno, s.col_offset),
-                                                      (s.end_lineno or s.lineno, s.end_col_offset or 0))]
+        selected = [t for s in loose for t in _within(toks, starts, pos(s.lineno, s.col_offset),
+                                                      pos(s.end_lineno, s.end_col_offset))]
         units.append(_make_unit(file, "<module>", selected, lines))
     return units
 
