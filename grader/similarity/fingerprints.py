@@ -1,7 +1,10 @@
 """Fingerprints of one submission's code: normalised token streams per function, winnowed.
 
 Pure functions on source strings; student code is parsed (``ast.parse``, ``tokenize``), never
-compiled to bytecode, imported or run.
+compiled to bytecode, imported or run. The parsing happens in the grader's process, so a file is cut
+at ``MAX_SOURCE_CHARS`` and ``MAX_TOKENS``, lines are made to end at ``\n`` (the parser and
+``tokenize`` must count the same lines), and every parser error (SyntaxError, ValueError,
+RecursionError, MemoryError) is caught.
 
 Conventions:
 
