@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m grader", description="Grade a class of submissions safely.",
         epilog="Other commands (each with --help): kit --out DIR (the student kit), report OUT (class report), "
-               "regrade STUDENT CLASS --out OUT, diff OLD NEW, export-lms OUT --roster R, gradescope "
+               "regrade STUDENT CLASS --out OUT, diff OLD NEW, export-lms OUT --roster R, mark OUT (the browser marking app), gradescope "
                "(inside Gradescope's container). Students run `python -m grader.check FILE`.")
     parser.add_argument("class_dir", type=Path, help="folder with one entry per student (NAME.py, NAME.ipynb, NAME.zip, NAME/)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
@@ -184,8 +184,35 @@ def gradescope_main(argv: list[str]) -> int:
     return 0
 
 
+def mark_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader mark",
+                                     description="Mark the written answers of a graded class in the browser.")
+    parser.add_argument("out", type=Path, help="the grading output folder (its written/answers.json)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--no-browser", action="store_true", help="only print the link")
+    parser.add_argument("--anonymous", action="store_true",
+                        help="show anonymous codes (the app shows what answers.json holds: grade with --anonymous)")
+    args = parser.parse_args(argv)
+    from grader.marking.server import serve
+
+    if args.anonymous:
+        import json
+
+        try:
+            if not json.loads((args.out / "written" / "answers.json").read_text("utf-8")).get("anonymous"):
+                return fail("the answers were extracted with student ids: grade again with --anonymous first")
+        except (OSError, ValueError) as error:
+            return fail(error)
+    try:
+        serve(args.out, host=args.host, port=args.port, open_browser=not args.no_browser)
+    except OSError as error:
+        return fail(error)
+    return 0
+
+
 COMMANDS = {"kit": kit_main, "report": report_main, "diff": diff_main, "regrade": regrade_main,
-            "export-lms": export_lms_main, "gradescope": gradescope_main}
+            "export-lms": export_lms_main, "gradescope": gradescope_main, "mark": mark_main}
 
 
 def _isolation(unsafe: bool) -> str | None:

@@ -1,6 +1,7 @@
 """The TA's marks (``manual.csv``): reading, validating, and merging them into stored results.
 
-``manual.csv`` has the columns ``student, question, points, comment`` (any order, any case; a
+``manual.csv`` has the columns ``student, question, points, comment`` and optionally ``items`` (the
+rubric items ticked in the marking app, ``1;3``: informative, ``points`` is what counts) (any order, any case; a
 ``;`` or tab separator is recognised from the header; UTF-8, with or without a BOM):
 
 * ``student``: a student id, or the anonymous code shown on the marking pages;
@@ -31,6 +32,7 @@ from grader.written.questions import Questions
 
 CHECK_PREFIX = "check:"
 COLUMNS = ("student", "question", "points", "comment")
+OPTIONAL_COLUMNS = ("items",)   # the rubric items ticked (grader.marking.marks); points stay what counts
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NOT_MARKED = "Not marked yet."
 
@@ -106,7 +108,7 @@ def read_manual(data: bytes, label: str = "manual.csv") -> tuple[list[Row], list
     if twice:
         return [], [Problem(header_line, "header", f"{label} line {header_line}: the column {twice[0]!r} appears "
                                                    "twice: nothing was applied")]
-    extra = [header[i] for i, name in enumerate(names) if name not in COLUMNS]
+    extra = [header[i] for i, name in enumerate(names) if name not in COLUMNS + OPTIONAL_COLUMNS]
     if extra:
         problems.append(Problem(header_line, "extra_column", f"{label} line {header_line}: column(s) "
                                 f"{', '.join(repr(e) for e in extra)} ignored (not one of {', '.join(COLUMNS)})"))

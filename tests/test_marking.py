@@ -1,0 +1,167 @@
+"""The browser marking app, through Flask's test client: access, Host, CSRF, escaping, saving,
+conflicts, rubric items re-pointed, and the items column read back by the grading run's merge."""
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from grader.marking import marks
+from grader.marking.server import COOKIE, AppState, create_app
+from grader.results import StudentResult
+from grader.scoring import points_str
+from grader.written import load_questions
+from grader.written.manual import merge, read_and_validate
+
+HOSTILE = '<img src=x onerror=alert(1)></textarea><script>alert(2)</script>'
+HOST = "127.0.0.1:5555"
+
+
+def write_out(out: Path, anonymous: bool = False) -> Path:
+    """A grading output folder's written/answers.json: alice and a hostile bob answer Q1, carol does not."""
+    questions = load_questions()
+    data = {"format": 1, "anonymous": anonymous, "questions": []}
+    names = ("anon-aaaa", "anon-bbbb", "anon-cccc") if anonymous else ("alice", "bob", "carol")
+    for q in questions.questions:
+        answers = [] if q.id != "Q1" else [
+            {"student": names[0], "text": "A generative model learns $p(x)$.", "empty": False,
+             "source": {"file": "ANSWERS.md", "page": None, "line": 3, "location": "ANSWERS.md line 3"},
+             "heading": "## Q1", "how": "matched by its heading", "well_formed": True, "flags": [], "others": []},
+            {"student": names[1], "text": HOSTILE, "empty": False,
+             "source": {"file": "report.md", "page": None, "line": 1, "location": "report.md line 1"},
+             "heading": "1.", "how": "matched by number", "well_formed": True, "flags": [], "others": []}]
+        data["questions"].append({
+            "id": q.id, "title": q.title, "prompt": q.prompt, "points": points_str(q.points),
+            "rubric": [{"item": n, "points": points_str(i.points), "text": i.text} for n, i in enumerate(q.rubric, 1)],
+            "answers": answers, "near_duplicates": [],
+            "without_answer": [{"student": names[2], "flags": [{"kind": "missing", "label": "no answer",
+                                                                "message": "no answer headed ## Q1"}]}]})
+    (out / "written").mkdir(parents=True)
+    (out / "written" / "answers.json").write_text(json.dumps(data), "utf-8")
+    return out
+
+
+@pytest.fixture()
+def app_env(tmp_path):
+    out = write_out(tmp_path / "out")
+    state = AppState(out, token="one-time", allowed_hosts={HOST})
+    client = create_app(state).test_client()
+    return out, state, client
+
+
+def login(client, state):
+    response = client.get("/login?token=one-time", headers={"Host": HOST})
+    assert response.status_code == 303
+    return response
+
+
+def get(client, path):
+    return client.get(path, headers={"Host": HOST})
+
+
+def post(client, path, data):
+    return client.post(path, data=data, headers={"Host": HOST})
+
+
+def form_of(html: str, student: str) -> dict:
+    block = html[html.index(f'name="student" value="{student}"'):]
+    version = re.search(r'name="version" value="([^"]+)"', block).group(1)
+    return {"student": student, "version": version}
+
+
+def test_access_needs_the_one_time_link_and_the_right_host(app_env):
+    out, state, client = app_env
+    assert get(client, "/").status_code == 403                                    # no cookie
+    assert client.get("/login?token=one-time", headers={"Host": "evil.example:5555"}).status_code == 400
+    assert client.get("/login?token=wrong", headers={"Host": HOST}).status_code == 403
+    response = login(client, state)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "one-time" not in cookie
+    assert get(client, "/").status_code == 200
+    assert client.get("/login?token=one-time", headers={"Host": HOST}).status_code == 403  # used once
+    assert client.get("/", headers={"Host": "attacker.example"}).status_code == 400          # rebinding
+    page = get(client, "/")
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert not re.search(r'(src|href)="(https?:)?//', page.get_data(as_text=True))  # nothing from outside
+
+
+def test_a_post_without_the_csrf_token_changes_nothing(app_env):
+    out, state, client = app_env
+    login(client, state)
+    page = get(client, "/q/Q1").get_data(as_text=True)
+    response = post(client, "/q/Q1/mark", {**form_of(page, "alice"), "item": ["1"], "comment": "x"})
+    assert response.status_code == 403 and not (out / "manual.csv").exists()
+
+
+def test_student_text_is_escaped(app_env):
+    out, state, client = app_env
+    login(client, state)
+    html = get(client, "/q/Q1").get_data(as_text=True)
+    assert "<img src=x" not in html and "<script>alert" not in html and "</textarea><script>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;&lt;/textarea&gt;&lt;script&gt;" in html
+    assert "carol" in html.split("Without an answer")[1].split("<article")[0]   # the flags first, compactly
+
+
+def test_marks_are_saved_with_their_items_and_merged_by_the_grading_run(app_env):
+    out, state, client = app_env
+    login(client, state)
+    page = get(client, "/q/Q1").get_data(as_text=True)
+    csrf = state.csrf
+    response = post(client, "/q/Q1/mark", {**form_of(page, "alice"), "item": ["1", "2"], "comment": "good, brief",
+                                          "csrf": csrf, "anchor": "a-1"})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/q/Q1#a-1")
+    text = (out / "manual.csv").read_text("utf-8")
+    assert text.splitlines() == ["student,question,points,comment,items", '"alice",Q1,3,"good, brief",1;2'.replace('"alice"', "alice")]
+    index = get(client, "/").get_data(as_text=True)
+    assert re.search(r'id="count-Q1">1 / 2<', index)
+    questions = load_questions()
+    results = [StudentResult(s, "ok", "", [], {}, {}, {}) for s in ("alice", "bob", "carol")]
+    found, problems = read_and_validate(out / "manual.csv", results, questions)
+    assert [(m.student, m.question, m.points) for m in found] == [("alice", "Q1", Decimal(3))]
+    assert not [p for p in problems if p.kind == "extra_column"]               # items is a known column
+    merged = merge(results, found, questions)[0]
+    assert next(c for c in merged.checks if c.name == "Q1").score == Decimal(3)
+
+
+def test_a_mark_changed_meanwhile_is_a_conflict_not_an_overwrite(app_env):
+    out, state, client = app_env
+    login(client, state)
+    page = get(client, "/q/Q1").get_data(as_text=True)
+    shown = form_of(page, "bob")
+    (out / "manual.csv").write_text("student,question,points,comment\nbob,Q1,2,from the spreadsheet\n", "utf-8")
+    response = post(client, "/q/Q1/mark", {**shown, "item": ["1"], "comment": "from the app", "csrf": state.csrf})
+    assert response.status_code == 409
+    assert "changed meanwhile" in response.get_data(as_text=True) and "from the spreadsheet" in response.get_data(as_text=True)
+    assert "from the spreadsheet" in (out / "manual.csv").read_text("utf-8")
+    again = form_of(response.get_data(as_text=True), "bob")                    # the page now shows the new row
+    assert post(client, "/q/Q1/mark", {**again, "item": ["1"], "comment": "ok", "csrf": state.csrf}).status_code == 303
+    assert "bob,Q1,1,ok,1" in (out / "manual.csv").read_text("utf-8")
+
+
+def test_changing_an_items_points_rescores_the_answers_that_used_it(app_env):
+    out, state, client = app_env
+    login(client, state)
+    page = get(client, "/q/Q1").get_data(as_text=True)
+    post(client, "/q/Q1/mark", {**form_of(page, "alice"), "item": ["1", "2"], "comment": "", "csrf": state.csrf})
+    page = get(client, "/q/Q1").get_data(as_text=True)
+    post(client, "/q/Q1/mark", {**form_of(page, "bob"), "item": ["3"], "comment": "", "csrf": state.csrf})
+    response = post(client, "/q/Q1/item", {"item": "2", "points": "1.5", "csrf": state.csrf})
+    assert "1 answer re-scored" in response.get_data(as_text=True)
+    rows = {r.student: r for r in marks.parse((out / "manual.csv").read_text("utf-8"))[1]}
+    assert (rows["alice"].points, rows["bob"].points) == ("2.5", "1")
+    assert json.loads((out / marks.ITEMS_NAME).read_text("utf-8")) == {"Q1": {"2": "1.5"}}
+    assert post(client, "/q/Q1/item", {"item": "2", "points": "99", "csrf": state.csrf}).status_code == 400
+
+
+def test_anonymous_pages_show_only_codes(tmp_path):
+    out = write_out(tmp_path / "out", anonymous=True)
+    state = AppState(out, token="one-time", allowed_hosts={HOST})
+    client = create_app(state).test_client()
+    login(client, state)
+    html = get(client, "/q/Q1").get_data(as_text=True)
+    assert "anon-aaaa" in html and "alice" not in html
