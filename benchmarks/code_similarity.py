@@ -22,6 +22,7 @@ import argparse
 import ast
 import sys
 import tempfile
+from itertools import combinations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,9 +91,11 @@ def _kind(a: str, b: str) -> str:
 
 
 def measure(codes: dict[str, fingerprints.Code], template: fingerprints.Code) -> dict:
-    scored = pairs.score_pairs(codes, template)
-    copies = [p for p in scored if _kind(p.a, p.b) == "copy"]
-    independent = [p for p in scored if _kind(p.a, p.b) == "independent"]
+    """Every pair of the class by kind; a pair score_pairs leaves out (nothing shared) scores 0."""
+    scored = {(p.a, p.b): p for p in pairs.score_pairs(codes, template)}
+    every = [scored.get((a, b), pairs.PairScore(a, b, 0.0, False)) for a, b in combinations(sorted(codes), 2)]
+    copies = [p for p in every if _kind(p.a, p.b) == "copy"]
+    independent = [p for p in every if _kind(p.a, p.b) == "independent"]
     styles = [p for p in independent if p.a in STYLES and p.b in STYLES]
     return {"copies": copies, "independent": independent, "styles": styles}
 

@@ -221,8 +221,8 @@ def _code_similarity_line(out_dir: Path) -> str:
     except (OSError, ValueError, csv.Error):
         return ""
     flagged = sum(r.get("flagged") == "true" for r in rows)
-    return (f'<p>Code similarity: {flagged} of {len(rows)} pairs flagged, '
-            '<a href="similarity/code.html">side by side</a> (and similarity/code.csv).</p>')
+    return (f'<p>Code similarity: {flagged} pair{"" if flagged == 1 else "s"} of students flagged, '
+            '<a href="similarity/code.html">side by side</a> (every pair sharing code: similarity/code.csv).</p>')
 
 
 def _functions_section(results: list[StudentResult], plot: bytes | None) -> str:

@@ -34,10 +34,12 @@ FOLDER = "similarity"
 
 @dataclass(frozen=True)
 class SimilaritySummary:
-    """What a run wrote: submissions compared, pairs, flagged pairs."""
+    """What a run wrote: submissions with code, pairs compared (n(n-1)/2), pairs listed (those
+    sharing a weighed fingerprint), flagged pairs."""
 
     submissions: int
     pairs: int
+    listed: int
     flagged: int
 
     def summary_line(self) -> str:
@@ -64,7 +66,8 @@ def write_code_similarity(submissions: list[Submission], out_dir: Path, anonymou
     folder = Path(out_dir) / FOLDER
     write_atomic(folder / "code.csv", code_csv(scores))
     write_atomic(folder / "code.html", code_html(scores, {shown[s]: c for s, c in codes.items()}, anonymous))
-    return SimilaritySummary(len(codes), len(scores), sum(p.flagged for p in scores))
+    n = len(codes)
+    return SimilaritySummary(n, n * (n - 1) // 2, len(scores), sum(p.flagged for p in scores))
 
 
 def write_for_run(submissions: list[Submission], out_dir: Path, anonymous: bool,

@@ -2,8 +2,9 @@
 
 Pure functions from ``PairScore``s (grader.similarity.pairs) and each student's ``Code`` to text.
 
-* CSV: columns ``student_a,student_b,similarity,flagged,functions``, one row per pair (``a < b``),
-  most similar first; similarity with ``DECIMALS`` decimals, flagged ``true``/``false``, the
+* CSV: columns ``student_a,student_b,similarity,flagged,functions``, one row per pair (``a < b``)
+  that shares a weighed fingerprint (every other pair scores 0 and is left out: a class of n has
+  n(n-1)/2 pairs), most similar first; similarity with ``DECIMALS`` decimals, flagged ``true``/``false``, the
   functions joined by ``"; "``; every cell through ``grader.reports.safe_cell`` as in scores.csv.
 * HTML: each flagged pair's code side by side, every file of each, the tokens of the k-grams the
   two share (and the class does not mostly share) inside ``<mark>``. Everything from a
@@ -100,17 +101,19 @@ def _side(name: str, code: Code, shared: frozenset[int]) -> str:
 def code_html(scores: list[PairScore], codes: Mapping[str, Code], anonymous: bool) -> str:
     """The page (see the module docstring); ``codes`` keyed by the names the scores show."""
     flagged = [p for p in scores if p.flagged]
+    compared = len(codes) * (len(codes) - 1) // 2
     out = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="referrer" content="no-referrer">',
         "<title>Code similarity</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
         "<h1>Code similarity</h1>",
-        f'<p class="meta">{len(codes)} submissions with code, {len(scores)} pairs, {len(flagged)} flagged '
+        f'<p class="meta">{len(codes)} submissions with code, {compared} pairs compared, {len(scores)} sharing '
+        f"code (in code.csv; the others score 0), {len(flagged)} flagged "
         f"(similarity \u2265 {pairs.THRESHOLD:g}; k-grams of {fingerprints.K} normalised tokens, winnowing window "
         f"{fingerprints.W}; the starter template excluded; fingerprints held by at least "
         f"{pairs.COMMON_SHARE:.0%} of the class not weighed) \u00b7 "
-        f"{ANONYMOUS_NOTE if anonymous else 'named'}. Every pair is in code.csv. A flag is a reason "
+        f"{ANONYMOUS_NOTE if anonymous else 'named'}. A flag is a reason "
         "to look, not a finding.</p>",
     ]
     if not flagged:

@@ -80,7 +80,7 @@ def _unit_matches(a: list[tuple[Unit, set[int], float]], b: list[tuple[Unit, set
             common = pa & pb
             if not common:
                 continue
-            w = sum(weight[h] for h in common)
+            w = _total(weight[h] for h in common)
             if w > best_w and w >= UNIT_SHARE * min(mass_a, mass_b):
                 best, best_w = ub, w
         if best is not None:
@@ -88,9 +88,27 @@ def _unit_matches(a: list[tuple[Unit, set[int], float]], b: list[tuple[Unit, set
     return tuple(sorted(names))
 
 
+def _candidates(order: list[str], prints: Mapping[str, set[int]], weight: Mapping[int, float]) -> list[tuple[str, str]]:
+    """The pairs (in ``order``'s order) that share at least one weighed fingerprint, found through
+    an inverted index: the work grows with what students share, not with the square of the class."""
+    rank = {s: i for i, s in enumerate(order)}
+    holders: dict[int, list[str]] = defaultdict(list)
+    for s in order:
+        for h in prints[s]:
+            if weight[h] > 0:
+                holders[h].append(s)
+    pairs = {(a, b) for hs in holders.values() if len(hs) > 1 for a, b in combinations(hs, 2)}
+    return sorted(pairs, key=lambda p: (rank[p[0]], rank[p[1]]))
+
+
+def _total(values) -> float:
+    return sum(sorted(values))  # in one order whatever the sets' order: the same float in every run
+
+
 def score_pairs(codes: Mapping[str, Code], template: Code | None = None,
                 shown: Mapping[str, str] | None = None) -> list[PairScore]:
-    """Every pair of ``codes``' students once, most similar first (then by the names shown).
+    """Every pair of ``codes``' students that shares a weighed fingerprint, once, most similar first
+    (then by the names shown); every other pair scores 0 and is left out.
 
     ``shown`` maps a student id to the name written out (an anonymous code); ``a < b`` by it."""
     shown = dict(shown or {s: s for s in codes})
@@ -98,22 +116,22 @@ def score_pairs(codes: Mapping[str, Code], template: Code | None = None,
     unit_prints = {s: [(u, u.fingerprints() - excluded) for u in c.units] for s, c in codes.items()}
     prints = {s: set().union(*(p for _, p in us)) for s, us in unit_prints.items()}
     weight = weights(prints)
-    units = {s: [(u, p, sum(weight[h] for h in p)) for u, p in us] for s, us in unit_prints.items()}
-    mass = {s: sum(weight[h] for h in p) for s, p in prints.items()}
+    units = {s: [(u, p, _total(weight[h] for h in p)) for u, p in us] for s, us in unit_prints.items()}
+    mass = {s: _total(weight[h] for h in p) for s, p in prints.items()}
     count = {s: sum(weight[h] > 0 for h in p) for s, p in prints.items()}
-    kgrams = {s: {h for u in c.units for h in u.kgrams} for s, c in codes.items()}
     unweighed = {h for h, w in weight.items() if w == 0}
     out = []
-    for s, t in combinations(sorted(codes, key=lambda x: shown[x]), 2):
+    for s, t in _candidates(sorted(codes, key=lambda x: shown[x]), prints, weight):
         shared = {h for h in prints[s] & prints[t] if weight[h] > 0}
-        value = 0.0
-        if shared:
-            value = sum(weight[h] for h in shared) / min(mass[s], mass[t])
-            value *= min(1.0, min(count[s], count[t]) / MIN_PRINTS)
+        value = _total(weight[h] for h in shared) / min(mass[s], mass[t])
+        value *= min(1.0, min(count[s], count[t]) / MIN_PRINTS)
         value = round(min(value, 1.0), DECIMALS)
-        functions = _unit_matches(units[s], units[t], shared, weight) if shared else ()
+        functions = _unit_matches(units[s], units[t], shared, weight)
         flagged = value >= THRESHOLD
-        seen = frozenset(kgrams[s] & kgrams[t] - excluded - unweighed) if flagged else frozenset()
+        seen = frozenset()
+        if flagged:
+            kgrams = [{h for u in codes[x].units for h in u.kgrams} for x in (s, t)]
+            seen = frozenset(kgrams[0] & kgrams[1] - excluded - unweighed)
         out.append(PairScore(shown[s], shown[t], value, flagged, functions, seen))
     out.sort(key=lambda p: (-p.similarity, p.a, p.b))
     return out
