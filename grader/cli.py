@@ -194,7 +194,7 @@ def mark_main(argv: list[str]) -> int:
     parser.add_argument("--anonymous", action="store_true",
                         help="show anonymous codes (the app shows what answers.json holds: grade with --anonymous)")
     args = parser.parse_args(argv)
-    from grader.marking.server import serve
+    from grader.written.app.server import serve
 
     if args.anonymous:
         import json

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.marking import marks
-from grader.marking.server import COOKIE, AppState, create_app
+from grader.written.app import marks
+from grader.written.app.server import COOKIE, AppState, create_app
 from grader.results import StudentResult
 from grader.scoring import points_str
 from grader.written import load_questions

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from test_marking import write_out
+from test_mark_app import write_out
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("GRADER_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"))
@@ -43,7 +43,7 @@ def browser():
 def app(tmp_path):
     from werkzeug.serving import make_server
 
-    from grader.marking.server import AppState, create_app
+    from grader.written.app.server import AppState, create_app
 
     out = write_out(tmp_path / "out")
     state = AppState(out, token="link-token")

@@ -32,7 +32,7 @@ from grader.written.questions import Questions
 
 CHECK_PREFIX = "check:"
 COLUMNS = ("student", "question", "points", "comment")
-OPTIONAL_COLUMNS = ("items",)   # the rubric items ticked (grader.marking.marks); points stay what counts
+OPTIONAL_COLUMNS = ("items",)   # the rubric items ticked (grader.written.app.marks); points stay what counts
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NOT_MARKED = "Not marked yet."
 

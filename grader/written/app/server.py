@@ -2,7 +2,7 @@
 
 A small Flask app over a grading output folder. It reads ``OUT/written/answers.json`` (written at
 grading; the class folder is never needed) and writes each mark at once to ``OUT/manual.csv``
-(atomically, re-read before each write: ``grader.marking.marks``); grading again merges the marks.
+(atomically, re-read before each write: ``grader.written.app.marks``); grading again merges the marks.
 It does not take the folder's grading lock.
 
 Security, one mechanism per layer:
@@ -30,7 +30,7 @@ from flask import Flask, abort, redirect, render_template_string, request
 from markupsafe import Markup
 
 from grader.atomic import write_atomic
-from grader.marking import marks
+from grader.written.app import marks
 from grader.scoring import points_str
 from grader.written.pages import clean
 
