@@ -71,21 +71,31 @@ def weights(prints: Mapping[str, set[int]]) -> dict[int, float]:
 
 
 def _unit_matches(a: list[tuple[Unit, set[int], float]], b: list[tuple[Unit, set[int], float]],
-                  shared: set[int], weight: Mapping[int, float]) -> tuple[str, ...]:
+                  b_index: Mapping[int, list[int]], shared: set[int], weight: Mapping[int, float]) -> tuple[str, ...]:
+    """``functions`` (see the module docstring); ``b_index``: fingerprint -> indices of b's units."""
     names = set()
     for ua, pa, mass_a in a:
-        pa = pa & shared
+        common: dict[int, set[int]] = defaultdict(set)
+        for h in pa & shared:
+            for j in b_index.get(h, ()):
+                common[j].add(h)
         best, best_w = None, 0.0
-        for ub, pb, mass_b in b:
-            common = pa & pb
-            if not common:
-                continue
-            w = _total(weight[h] for h in common)
+        for j in sorted(common):
+            ub, _, mass_b = b[j]
+            w = _total(weight[h] for h in common[j])
             if w > best_w and w >= UNIT_SHARE * min(mass_a, mass_b):
                 best, best_w = ub, w
         if best is not None:
             names.add(ua.name if ua.name == best.name else f"{ua.name}/{best.name}")
     return tuple(sorted(names))
+
+
+def _index(units: list[tuple[Unit, set[int], float]]) -> dict[int, list[int]]:
+    index: dict[int, list[int]] = defaultdict(list)
+    for j, (_, prints, _) in enumerate(units):
+        for h in prints:
+            index[h].append(j)
+    return index
 
 
 def _candidates(order: list[str], prints: Mapping[str, set[int]], weight: Mapping[int, float]) -> list[tuple[str, str]]:
@@ -118,20 +128,24 @@ def score_pairs(codes: Mapping[str, Code], template: Code | None = None,
     weight = weights(prints)
     units = {s: [(u, p, _total(weight[h] for h in p)) for u, p in us] for s, us in unit_prints.items()}
     mass = {s: _total(weight[h] for h in p) for s, p in prints.items()}
+    index = {s: _index(us) for s, us in units.items()}
     count = {s: sum(weight[h] > 0 for h in p) for s, p in prints.items()}
     unweighed = {h for h, w in weight.items() if w == 0}
+    kgrams: dict[str, set[int]] = {}  # every k-gram of a student in a flagged pair, for the page
     out = []
     for s, t in _candidates(sorted(codes, key=lambda x: shown[x]), prints, weight):
         shared = {h for h in prints[s] & prints[t] if weight[h] > 0}
         value = _total(weight[h] for h in shared) / min(mass[s], mass[t])
         value *= min(1.0, min(count[s], count[t]) / MIN_PRINTS)
         value = round(min(value, 1.0), DECIMALS)
-        functions = _unit_matches(units[s], units[t], shared, weight)
+        functions = _unit_matches(units[s], units[t], index[t], shared, weight)
         flagged = value >= THRESHOLD
         seen = frozenset()
         if flagged:
-            kgrams = [{h for u in codes[x].units for h in u.kgrams} for x in (s, t)]
-            seen = frozenset(kgrams[0] & kgrams[1] - excluded - unweighed)
+            for x in (s, t):
+                if x not in kgrams:
+                    kgrams[x] = {h for u in codes[x].units for h in u.kgrams}
+            seen = frozenset(kgrams[s] & kgrams[t] - excluded - unweighed)
         out.append(PairScore(shown[s], shown[t], value, flagged, functions, seen))
     out.sort(key=lambda p: (-p.similarity, p.a, p.b))
     return out
