@@ -1,8 +1,9 @@
 """The example class, graded end to end through the CLI and the sandbox: every outcome as recorded
-in submissions/expected.toml (and the README's tables as generated from it or agreeing with it),
-byte-identical reruns with any number of workers, resume after a kill."""
+in submissions/expected.toml (code and written answers; and the README's tables as generated from
+it or agreeing with it), byte-identical reruns with any number of workers, resume after a kill."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.examples import (BEGIN, END, EXPECTED_TOML, README, FunctionOutcome, graded_outcome, load_expected,
-                             outcome_table)
+from grader.examples import (BEGIN, END, EXPECTED_TOML, NO_ANSWER, README, WRITTEN_BEGIN, WRITTEN_END, FunctionOutcome,
+                             WrittenOutcome, graded_outcome, graded_written, load_expected, outcome_table,
+                             written_table)
 from grader.rubric import load_rubric
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +100,27 @@ def test_every_student_has_the_intended_outcome(graded):
     assert not wrong, "graded outcomes differ from submissions/expected.toml:\n" + "\n".join(wrong)
 
 
+def test_every_students_written_answers_are_found_as_intended(graded):
+    """Per student and question, from written/answers.json: how the answer was matched and where
+    (or that there is none), its flags and its near-duplicates, as expected.toml records them; and
+    the marking page of Q1 shows each answer with how it was matched, the students without one
+    listed once at the top."""
+    got = graded_written(json.loads((graded / "written" / "answers.json").read_text("utf-8")))
+    assert sorted(got) == sorted(EXPECTED)
+    wrong = [f"{student} {q}: {got[student][q]}; expected {want}" for student in sorted(EXPECTED)
+             for q, want in EXPECTED[student].written.items() if got[student][q] != want]
+    assert not wrong, "written answers differ from submissions/expected.toml:\n" + "\n".join(wrong)
+    q1 = (graded / "written" / "Q1.html").read_text("utf-8")
+    top, answers = q1.split("<h2>Answers (")
+    for student, outcome in EXPECTED.items():
+        want = outcome.written["Q1"]
+        if want.how and "empty" not in want.flags:
+            assert f"<h3>{student}</h3>" in answers, student
+            assert f'<span class="how">{html.escape(want.how, quote=True)}</span>' in answers, student
+        else:
+            assert f"<li><b>{student}</b>: " in top and f"<h3>{student}</h3>" not in answers, student
+
+
 def test_expected_toml_is_read_strictly(tmp_path):
     """A total that is not the sum of its functions, or an unknown function or key, is an error
     (so a typo cannot turn an entry into "full marks")."""
@@ -120,6 +143,25 @@ def test_readme_outcome_table_is_the_one_generated_from_expected_toml():
     block = readme[readme.index(BEGIN) + len(BEGIN):readme.index(END)]
     assert block.strip() == outcome_table(EXPECTED, RUBRIC).strip(), \
         "submissions/README.md is out of date: run python -m grader.examples --write"
+    block = readme[readme.index(WRITTEN_BEGIN) + len(WRITTEN_BEGIN):readme.index(WRITTEN_END)]
+    assert block.strip() == written_table(EXPECTED).strip(), \
+        "submissions/README.md is out of date: run python -m grader.examples --write"
+
+
+def test_expected_written_answers_are_read_strictly(tmp_path):
+    entry = '[amy]\nstatus = "ok"\ntotal = "90"\n[amy.written]\n{}\n'
+    path = tmp_path / "expected.toml"
+    path.write_text(entry.format('Q2 = { how = "matched by number 2", at = "r.md line 3", flags = ["empty"] }'))
+    amy = load_expected(path, RUBRIC)["amy"]
+    assert amy.written == {"Q1": NO_ANSWER, "Q2": WrittenOutcome("matched by number 2", "r.md line 3", ("empty",)),
+                           "Q3": NO_ANSWER}
+    for line, why in (('Q9 = { flags = ["missing"] }', "unknown questions"),
+                      ('Q1 = { how = "matched by number 1" }', "both `how` and `at`"),
+                      ('Q1 = { flags = ["missing", "empty"] }', "sorted and distinct"),
+                      ('Q1 = { hwo = "x" }', "expected a table")):
+        path.write_text(entry.format(line))
+        with pytest.raises(ValueError, match=why):
+            load_expected(path, RUBRIC)
 
 
 def _readme_status_rows() -> dict[str, list[str]]:

@@ -65,7 +65,7 @@ def notebook_workdir(tmp_path: Path, cells: list[tuple[str, str]]) -> Path:
 
 
 def kinds(flags) -> list[tuple[str, str | None]]:
-    return sorted((f.kind, f.question) for f in flags)
+    return sorted(((f.kind, f.question) for f in flags), key=lambda k: (k[0], k[1] or ""))
 
 
 def result(student: str, status: str = "ok") -> StudentResult:
@@ -254,7 +254,8 @@ def test_pathological_files_are_read_in_bounded_time(tmp_path):
 
 def test_the_example_class_entries(tmp_path):
     names = ["frank_notebook.ipynb", "nina_docstring.py", "yara_answers", "yves_html_injection", "zack_copied",
-             "zoe_misheaded", "alice_logsigmoid.py"]
+             "zoe_misheaded", "alice_logsigmoid.py", "amara_numbered_report", "bruno_pdf_report.py",
+             "bruno_pdf_report.pdf", "chloe_latex", "dmitri_scanned"]
     small = tmp_path / "class"
     small.mkdir()
     for name in names:
@@ -264,6 +265,11 @@ def test_the_example_class_entries(tmp_path):
     flags = {s: kinds(f) for s, (_, f) in found.items()}
     assert flags == {
         "alice_logsigmoid": [("missing", "Q1"), ("missing", "Q2"), ("missing", "Q3")],
+        "amara_numbered_report": [("empty", "Q3")],
+        "bruno_pdf_report": [],
+        "chloe_latex": [],
+        "dmitri_scanned": [("no_text_layer", None), ("no_text_layer", "Q1"), ("no_text_layer", "Q2"),
+                           ("no_text_layer", "Q3")],
         "frank_notebook": [],
         "nina_docstring": [("missing", "Q2")],
         "yara_answers": [],
@@ -276,6 +282,12 @@ def test_the_example_class_entries(tmp_path):
     assert found["frank_notebook"][0]["Q1"].location == "notebook markdown cell 17"
     assert "<script>alert(1)</script>" in found["yves_html_injection"][0]["Q1"].text
     assert "\\frac{d}{d\\ell}" in found["nina_docstring"][0]["Q3"].text
+    amara, bruno, chloe = (found[s][0] for s in ("amara_numbered_report", "bruno_pdf_report", "chloe_latex"))
+    assert "2. implicit models, which only define" in amara["Q1"].text           # a list item, not Q2
+    assert r"$$\mathcal{L}(x) = \mathbb{E}_{q(z|x)}[\log p(x|z)]" in amara["Q2"].text and amara["Q3"].text == ""
+    assert (bruno["Q2"].file, bruno["Q2"].page, bruno["Q2"].line) == ("bruno_pdf_report.pdf", 2, 1)
+    assert bruno["Q3"].text.endswith("2 consequences: G keeps learning early on, and the game is no longer zero-sum.")
+    assert r"\frac{\partial}{\partial l}" in chloe["Q3"].text and "TODO" not in chloe["Q3"].text
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from grader.written import pdf as pdf_module
 from grader.written.pdf import extract_pdf_text
 from grader.written.questions import QuestionsError
 from grader.written.similarity import words
-from tests.written_pdfs import REPORT_PAGES, scanned_pdf, text_pdf
+from tests.written_pdfs import CLASS, EXAMPLE_CLASS_PDFS, REPORT_PAGES, scanned_pdf, text_pdf
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "written"
 QUESTIONS = load_questions()
@@ -162,6 +162,8 @@ def test_the_pdf_reader_refuses_what_is_not_a_pdf_and_reads_each_page():
 def test_the_committed_pdf_fixtures_are_the_generated_ones():
     assert (FIXTURES / "pdf_report.pdf").read_bytes() == text_pdf(REPORT_PAGES)
     assert (FIXTURES / "scanned_report.pdf").read_bytes() == scanned_pdf()
+    for rel, make in EXAMPLE_CLASS_PDFS.items():       # the example class's report and scan
+        assert (CLASS / rel).read_bytes() == make(), rel
 
 
 # --------------------------------------------------------------------------------------------

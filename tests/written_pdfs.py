@@ -1,12 +1,14 @@
 """Small, valid PDFs written by hand for the tests (no PDF library needed to make them): pages of
 text lines in Helvetica, and a "scan": a page that is only an image, with no text layer.
-``python -m tests.written_pdfs`` rewrites the PDFs of tests/fixtures/written/."""
+``python -m tests.written_pdfs`` rewrites the PDFs of tests/fixtures/written/ and of the example
+class (submissions/: bruno's report and dmitri's scan)."""
 from __future__ import annotations
 
 import zlib
 from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "written"
+CLASS = Path(__file__).resolve().parents[1] / "submissions"
 
 
 def _escape(text: str) -> bytes:
@@ -78,11 +80,38 @@ REPORT_PAGES = [
      "-log D(G(z)) has gradient -(1 - sigmoid(l)), close to -1 there. The game is no longer zero-sum."],
 ]
 
+# submissions/bruno_pdf_report.pdf: a report typeset with LaTeX's numbered sections, as its text layer reads
+BRUNO_PAGES = [
+    ["Homework 3: Generative Models", "Bruno Almeida", "November 2026", "",
+     "1 Generative modelling: explicit and implicit densities",
+     "Generative modelling fits a model distribution p_theta(x) to examples drawn from an unknown",
+     "p_data(x), so that new examples can be produced and, for some models, the probability of an",
+     "input can be computed. Explicit models give a formula for p_theta(x): tractable ones such as",
+     "FVBNs compute it exactly with the chain rule, approximate ones such as the VAE only reach a",
+     "lower bound. Implicit models, GANs among them, only describe how to sample x = G(z)."],
+    ["2 GANs compared with autoencoders, VAEs and FVBNs",
+     "Plain autoencoders minimise a reconstruction error and have no prior over z. The VAE maximises",
+     "ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x), a bound by Jensen's inequality. GANs",
+     "give no likelihood and train by a minimax game that can oscillate or collapse to few modes;",
+     "FVBNs give the exact likelihood but generate one dimension at a time.",
+     "3 Why the non-saturating generator loss",
+     "For a fake with logit l, d/dl of (1/2) log(1 - sigmoid(l)) is -(1/2) sigmoid(l), which is tiny",
+     "when D rejects the fake; -(1/2) log sigmoid(l) has derivative -(1/2)(1 - sigmoid(l)), near -1/2.",
+     "2 consequences: G keeps learning early on, and the game is no longer zero-sum."],
+]
+#: the example class's PDFs (paths relative to submissions/): a report with a text layer, and a scan
+EXAMPLE_CLASS_PDFS = {
+    "bruno_pdf_report.pdf": lambda: text_pdf(BRUNO_PAGES),
+    "dmitri_scanned/answers_scan.pdf": lambda: scanned_pdf(3),
+}
+
 
 def write_fixtures() -> None:
     FIXTURES.mkdir(parents=True, exist_ok=True)
     (FIXTURES / "pdf_report.pdf").write_bytes(text_pdf(REPORT_PAGES))
     (FIXTURES / "scanned_report.pdf").write_bytes(scanned_pdf())
+    for rel, make in EXAMPLE_CLASS_PDFS.items():
+        (CLASS / rel).write_bytes(make())
 
 
 if __name__ == "__main__":
