@@ -87,14 +87,15 @@ def choose_backend() -> tuple[str, str]:
 def open_pool(backend: str):
     """The pool of ``backend`` (``choose_backend``), one worker, the default limits. A zygote
     starts at once, in the background: it imports torch while the caller prepares the checks.
-    The self-check never runs ``train_gan`` (``TA_ONLY``), so the zygote does not preload it."""
+    The self-check never runs ``train_gan`` (``TA_ONLY``), so the zygote does not preload it, nor
+    the optional packages: one submission imports what it uses, once."""
     if backend == "portable":
         from grader.sandbox.portable import PortablePool
 
         return PortablePool(Limits(), workers=1)
     from grader.sandbox.pool import SandboxPool
 
-    return SandboxPool(Limits(), workers=1, isolation=backend, workhouse=False)
+    return SandboxPool(Limits(), workers=1, isolation=backend, workhouse=False, preload=False)
 
 
 def load_public_setup() -> tuple[Rubric, object]:

@@ -49,8 +49,8 @@ class StreamError(RuntimeError):
 class _Zygote:
     """One zygote process and its two pipes."""
 
-    def __init__(self, isolation: str, workhouse: bool = True) -> None:
-        self.isolation, self.workhouse = isolation, workhouse
+    def __init__(self, isolation: str, workhouse: bool = True, preload: bool = True) -> None:
+        self.isolation, self.workhouse, self.preload = isolation, workhouse, preload
         self.process: subprocess.Popen | None = None
         self.notes: list[str] = []
 
@@ -70,7 +70,7 @@ class _Zygote:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "grader.sandbox.zygote", "--ctrl-fd", str(ctrl_r),
                  "--result-fd", str(result_w), "--isolation", self.isolation,
-                 *([] if self.workhouse else ["--no-workhouse"])],
+                 *([] if self.workhouse else ["--no-workhouse"]), *([] if self.preload else ["--no-preload"])],
                 pass_fds=(ctrl_r, result_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 env=env, cwd=PROJECT_ROOT, start_new_session=True,
             )
@@ -122,9 +122,12 @@ class SandboxPool:
     """Runs submissions in sandboxes; see the package docstring for the guarantees."""
 
     def __init__(self, limits: Limits = Limits(), workers: int = 1, isolation: str = "auto",
-                 workhouse: bool = True) -> None:
+                 workhouse: bool = True, preload: bool = True) -> None:
         """``workhouse``: the zygotes preload train_gan's call module (False: a pool that never
-        runs train_gan starts about 0.8 s sooner)."""
+        runs train_gan starts about 0.8 s sooner). ``preload``: they preload the optional
+        packages (``grader.sandbox.job.PRELOADED``: scipy, matplotlib, pandas, sklearn, ...), which
+        saves each submission that imports them their import; False for a pool that grades one
+        submission (the self-check), which then imports only what it uses."""
         if isolation not in ("auto", "namespaces", "none"):
             raise ValueError(f"isolation must be 'auto', 'namespaces' or 'none', got {isolation!r}")
         if workers < 1:
@@ -141,7 +144,7 @@ class SandboxPool:
             if not available:
                 raise RuntimeError(f"isolation='namespaces' was asked for, but {reason}")
         self.isolation = isolation
-        self._zygotes = [_Zygote(isolation, workhouse) for _ in range(workers)]
+        self._zygotes = [_Zygote(isolation, workhouse, preload) for _ in range(workers)]
         self._free: queue.Queue[_Zygote] = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()

@@ -34,12 +34,6 @@ import torch  # noqa: E402
 
 from grader.sandbox.job import PRELOADED  # noqa: E402
 
-for _name in PRELOADED:  # a package that fails to import is simply not preloaded
-    try:
-        __import__(_name)
-    except Exception:  # noqa: BLE001 - optional speed-up only
-        pass
-
 from grader.sandbox import cgroups, inside, namespaces, protocol, rlimits, supervisor, tamper  # noqa: F401
 from grader.sandbox.job import SANDBOX_ID_BASE, Job
 from grader.sandbox.limits import Limits
@@ -205,7 +199,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--isolation", choices=("namespaces", "none"), required=True)
     parser.add_argument("--no-workhouse", action="store_true",
                         help="do not preload train_gan's call module (a pool that never runs train_gan)")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="do not preload the optional packages (one submission: it imports what it uses)")
     args = parser.parse_args(argv)
+    if not args.no_preload:
+        for name in PRELOADED:  # a package that fails to import is simply not preloaded
+            try:
+                __import__(name)
+            except Exception:  # noqa: BLE001 - optional speed-up only
+                pass
     if not args.no_workhouse:
         # train_gan's call module: importing it builds one Adam, which imports torch._dynamo
         # (~0.8 s) once here instead of in every submission's call process
