@@ -55,7 +55,6 @@ article { border-top: 2px solid #333; margin-top: 2rem; padding-top: 0.5rem; }
 .flag { color: #8a1c1c; }
 .mark { font-weight: bold; }
 .how { font-style: italic; }
-.compact { columns: 2; font-size: 0.9rem; }
 code { font-family: ui-monospace, monospace; background: #f0f0f0; padding: 0 0.2rem; }
 """
 STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode("utf-8")).digest()).decode("ascii")
@@ -152,17 +151,36 @@ def _unanswered(students: list[StudentAnswers], question: Question) -> list[tupl
     return out
 
 
-def _unanswered_html(s: StudentAnswers, why: str, empty: Answer | None) -> str:
+def _grouped(rows: list[tuple[StudentAnswers, str, Answer | None]]
+             ) -> list[tuple[list[StudentAnswers], str, Answer | None]]:
+    """The rows of ``_unanswered`` with the same reason in one (in the order of their first
+    student): twenty students without any write-up are one line, not twenty. An empty answer
+    keeps a line of its own (its heading and place are its own)."""
+    groups: list[tuple[list[StudentAnswers], str, Answer | None]] = []
+    by_reason: dict[str, list[StudentAnswers]] = {}
+    for s, why, empty in rows:
+        if empty is None and why in by_reason:
+            by_reason[why].append(s)
+            continue
+        groups.append(([s], why, empty))
+        if empty is None:
+            by_reason[why] = groups[-1][0]
+    return groups
+
+
+def _unanswered_html(names: list[StudentAnswers], why: str, empty: Answer | None) -> str:
+    who = ", ".join(f"<b>{h(s.name)}</b>" for s in names)
     if empty is None:
-        return f"<li><b>{h(s.name)}</b>: {h(why)}</li>"
-    return (f"<li><b>{h(s.name)}</b>: {h(FLAG_KINDS['empty'])} under <code>{h(empty.heading)}</code> "
+        return f"<li>{who}: {h(why)}</li>"
+    return (f"<li>{who}: {h(FLAG_KINDS['empty'])} under <code>{h(empty.heading)}</code> "
             f"({h(empty.location)})" + (f" \u00b7 {h(empty.how)}" if empty.how else "") + "</li>")
 
 
-def _unanswered_md(s: StudentAnswers, why: str, empty: Answer | None) -> str:
+def _unanswered_md(names: list[StudentAnswers], why: str, empty: Answer | None) -> str:
+    who = ", ".join(f"**{md(s.name)}**" for s in names)
     if empty is None:
-        return f"- **{md(s.name)}**: {md(why)}"
-    return (f"- **{md(s.name)}**: {md(FLAG_KINDS['empty'])} under {md(empty.heading)} ({md(empty.location)})"
+        return f"- {who}: {md(why)}"
+    return (f"- {who}: {md(FLAG_KINDS['empty'])} under {md(empty.heading)} ({md(empty.location)})"
             + (f" \u00b7 {md(empty.how)}" if empty.how else ""))
 
 
@@ -229,7 +247,7 @@ def question_html(question: Question, questions: Questions, students: list[Stude
     shown = _answered(students, question)
     out.append(f"<h3>Without an answer ({len(missing)})</h3>")
     if missing:
-        out += ['<ul class="compact">', *[_unanswered_html(*row) for row in missing], "</ul>"]
+        out += ["<ul>", *[_unanswered_html(*group) for group in _grouped(missing)], "</ul>"]
     else:
         out.append("<p>none</p>")
     out.append(f"<h2>Answers ({len(shown)})</h2>")
@@ -278,7 +296,7 @@ def question_markdown(question: Question, questions: Questions, students: list[S
     missing = _unanswered(students, question)
     shown = _answered(students, question)
     out += ["", f"### Without an answer ({len(missing)})", ""]
-    out += [_unanswered_md(*row) for row in missing] or ["none"]
+    out += [_unanswered_md(*group) for group in _grouped(missing)] or ["none"]
     out += ["", f"## Answers ({len(shown)})", ""]
     for s in shown:
         answer = s.answers[question.id]
