@@ -256,7 +256,10 @@ def rewrite_written_pages(class_dir: Path, out_dir: Path, options, work: Path) -
     questions = written.load_questions(options.questions_path or written.DEFAULT_QUESTIONS)
     secret = written.anonymity_secret(load_rubric(options.rubric_path).seed)
     report = written.write_written_pages(submissions, out_dir, questions, options.anonymous, secret=secret)
-    return [f"written pages rewritten: {report.summary_line()}"]
+    from grader.similarity import write_for_run  # the student's code may have changed: every pair again
+
+    similarity = write_for_run(submissions, out_dir, options.anonymous, secret)
+    return [f"written pages rewritten: {report.summary_line()}" + (f"; {similarity.summary_line()}" if similarity else "")]
 
 
 def regrade_one(class_dir: Path, out_dir: Path, student: str, options=None) -> RegradeReport:
