@@ -192,21 +192,13 @@ def mark_main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--no-browser", action="store_true", help="only print the link")
     parser.add_argument("--anonymous", action="store_true",
-                        help="show anonymous codes (the app shows what answers.json holds: grade with --anonymous)")
+                        help="show anonymous codes instead of student ids (always so when graded with --anonymous)")
     args = parser.parse_args(argv)
     from grader.written.app.server import serve
 
-    if args.anonymous:
-        import json
-
-        try:
-            if not json.loads((args.out / "written" / "answers.json").read_text("utf-8")).get("anonymous"):
-                return fail("the answers were extracted with student ids: grade again with --anonymous first")
-        except (OSError, ValueError) as error:
-            return fail(error)
     try:
-        serve(args.out, host=args.host, port=args.port, open_browser=not args.no_browser)
-    except OSError as error:
+        serve(args.out, host=args.host, port=args.port, open_browser=not args.no_browser, anonymous=args.anonymous)
+    except (OSError, ValueError) as error:   # no answers.json, an unreadable one, a port in use
         return fail(error)
     return 0
 

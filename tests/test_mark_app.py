@@ -14,6 +14,7 @@ from grader.written.app.server import COOKIE, AppState, create_app
 from grader.results import StudentResult
 from grader.scoring import points_str
 from grader.written import load_questions
+from grader.written.anonymity import code_table
 from grader.written.manual import merge, read_and_validate
 
 HOSTILE = '<img src=x onerror=alert(1)></textarea><script>alert(2)</script>'
@@ -152,7 +153,7 @@ def test_changing_an_items_points_rescores_the_answers_that_used_it(app_env):
     post(client, "/q/Q1/mark", {**form_of(page, "bob"), "item": ["3"], "comment": "", "csrf": state.csrf})
     response = post(client, "/q/Q1/item", {"item": "2", "points": "1.5", "csrf": state.csrf})
     assert "1 answer re-scored" in response.get_data(as_text=True)
-    rows = {r.student: r for r in marks.parse((out / "manual.csv").read_text("utf-8"))[1]}
+    rows = {r.student: r for r in marks.parse((out / "manual.csv").read_bytes())}
     assert (rows["alice"].points, rows["bob"].points) == ("2.5", "1")
     assert json.loads((out / marks.ITEMS_NAME).read_text("utf-8")) == {"Q1": {"2": "1.5"}}
     assert post(client, "/q/Q1/item", {"item": "2", "points": "99", "csrf": state.csrf}).status_code == 400
@@ -165,3 +166,90 @@ def test_anonymous_pages_show_only_codes(tmp_path):
     login(client, state)
     html = get(client, "/q/Q1").get_data(as_text=True)
     assert "anon-aaaa" in html and "alice" not in html
+
+
+def test_a_second_tab_saving_the_same_answer_is_told_of_the_first(app_env):
+    out, state, client = app_env
+    login(client, state)
+    page = get(client, "/q/Q1").get_data(as_text=True)
+    first = second = form_of(page, "alice")                                   # two tabs, the same page
+    assert post(client, "/q/Q1/mark", {**first, "item": ["1"], "csrf": state.csrf}).status_code == 303
+    response = post(client, "/q/Q1/mark", {**second, "item": ["2"], "csrf": state.csrf})
+    assert response.status_code == 409 and "changed meanwhile" in response.get_data(as_text=True)
+    assert "alice,Q1,1,,1" in (out / "manual.csv").read_text("utf-8")
+
+
+def test_a_file_the_app_cannot_write_back_whole_is_left_alone(app_env):
+    out, state, client = app_env
+    login(client, state)
+    page = get(client, "/q/Q1").get_data(as_text=True)
+    (out / "manual.csv").write_text("student;question;points;comment\nbob;Q1;2;semicolons\n", "utf-8")
+    page = get(client, "/q/Q1").get_data(as_text=True)                        # a spreadsheet's ; is read
+    assert post(client, "/q/Q1/mark", {**form_of(page, "alice"), "item": ["1"], "csrf": state.csrf}).status_code == 303
+    assert "bob,Q1,2,semicolons," in (out / "manual.csv").read_text("utf-8")
+    kept = "student,question,points,comment,notes\nbob,Q1,2,ok,my own column\n"
+    (out / "manual.csv").write_text(kept, "utf-8")
+    page = get(client, "/q/Q1").get_data(as_text=True)
+    assert "Nothing can be saved" in page and "notes" in page
+    response = post(client, "/q/Q1/mark", {**form_of(page, "alice"), "item": ["1"], "csrf": state.csrf})
+    assert response.status_code == 409 and (out / "manual.csv").read_text("utf-8") == kept
+
+
+def results_of(*students):
+    return [StudentResult(s, "ok", "", [], {}, {}, {}) for s in students]
+
+
+def test_items_column_is_validated_against_the_current_item_points(tmp_path):
+    questions = load_questions()
+    q1 = questions.get("Q1")
+    full = points_str(q1.points)
+    csv_text = ("student,question,points,comment,items\n"
+                "alice,Q1,3,,1;2\n"                   # agrees with items 1 (1) and 2 (2)
+                "bob,Q1,,from items,1;3\n"            # empty points: the items' sum
+                "carol,Q1,4,,1\n"                     # disagrees
+                "dan,Q1,1,,9\n"                       # no such item
+                "erin,Q1,2,hand,\n"                   # a points-only row
+                f"fay,Q1,{full},,1;2;3;4\n")
+    (tmp_path / "manual.csv").write_text(csv_text, "utf-8")
+    results = results_of("alice", "bob", "carol", "dan", "erin", "fay")
+    found, problems = read_and_validate(tmp_path / "manual.csv", results, questions)
+    assert {m.student: m.points for m in found} == {"alice": 3, "bob": 2, "erin": 2, "fay": q1.points}
+    kinds = {p.line: p.kind for p in problems if p.line}
+    assert kinds == {4: "items_disagree", 5: "bad_items"}
+    assert "unknown rubric item(s) 9" in next(p.message for p in problems if p.line == 5)
+    # the app changed item 2's points: rows with items are scored by them at grading
+    (tmp_path / marks.ITEMS_NAME).write_text(json.dumps({"Q1": {"2": "0.5"}}), "utf-8")
+    found, problems = read_and_validate(tmp_path / "manual.csv", results, questions)
+    assert {m.student: m.points for m in found}["bob"] == 2                  # 1;3 does not use item 2
+    assert next(p for p in problems if p.line == 2).kind == "items_disagree"  # alice's 3 is now 1.5
+    from grader.written import apply_manual_marks
+
+    merged, _ = apply_manual_marks(results, tmp_path / "manual.csv", questions)
+    assert next(c for c in merged[1].checks if c.name == "Q1").score == 2
+
+
+def test_items_round_trip_from_the_app_through_the_grading_merge(app_env):
+    out, state, client = app_env
+    login(client, state)
+    page = get(client, "/q/Q1").get_data(as_text=True)
+    post(client, "/q/Q1/mark", {**form_of(page, "alice"), "item": ["1", "2"], "comment": "ok", "csrf": state.csrf})
+    post(client, "/q/Q1/item", {"item": "1", "points": "0.5", "csrf": state.csrf})
+    from grader.written import apply_manual_marks
+
+    merged, problems = apply_manual_marks(results_of("alice", "bob", "carol"), out / "manual.csv", load_questions())
+    assert next(c for c in merged[0].checks if c.name == "Q1").score == Decimal("2.5")
+    assert not [p for p in problems if p.kind in ("items_disagree", "bad_items", "extra_column")]
+
+
+def test_anonymous_flag_shows_codes_and_stores_ids(tmp_path):
+    out = write_out(tmp_path / "out")
+    state = AppState(out, token="one-time", allowed_hosts={HOST}, anonymous=True, secret=b"course secret")
+    client = create_app(state).test_client()
+    login(client, state)
+    html = get(client, "/q/Q1").get_data(as_text=True)
+    assert "alice" not in html and "bob" not in html and "carol" not in html
+    codes = code_table(["alice", "bob", "carol"], b"course secret")   # the grading run's codes
+    assert all(code in html for code in codes.values())
+    alice = codes["alice"]
+    assert post(client, "/q/Q1/mark", {**form_of(html, alice), "item": ["1"], "csrf": state.csrf}).status_code == 303
+    assert "alice,Q1,1,,1" in (out / "manual.csv").read_text("utf-8")     # the grading run resolves ids

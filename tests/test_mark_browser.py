@@ -86,7 +86,7 @@ def test_mark_two_answers_with_the_keyboard_and_find_them_after_a_reload(browser
     WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "article[data-marked=yes]")) == 2)
     browser.refresh()
     marked = [a.find_element(By.TAG_NAME, "h3").text for a in browser.find_elements(By.CSS_SELECTOR, "article")]
-    assert marked == ["alice marked 3", "bob marked 1"], marked
+    assert marked == ["alice marked 3 / 5", "bob marked 1 / 5"], marked
     assert "onerror" in browser.find_elements(By.CSS_SELECTOR, "div.answer")[1].text   # shown literally
     shot(browser, "3-marked")
     assert (out / "manual.csv").read_text("utf-8").splitlines() == [

@@ -1,14 +1,18 @@
 """The TA's marks (``manual.csv``): reading, validating, and merging them into stored results.
 
-``manual.csv`` has the columns ``student, question, points, comment`` and optionally ``items`` (the
-rubric items ticked in the marking app, ``1;3``: informative, ``points`` is what counts) (any order, any case; a
-``;`` or tab separator is recognised from the header; UTF-8, with or without a BOM):
+``manual.csv`` has the columns ``student, question, points, comment`` and optionally ``items`` (any
+order, any case; a ``;`` or tab separator is recognised from the header; UTF-8, with or without a BOM):
 
 * ``student``: a student id, or the anonymous code shown on the marking pages;
 * ``question``: ``Q1``, ``Q2``, ... for a written question, or ``check:FUNCTION/CHECK`` (e.g.
   ``check:gaussian_kl/value``) to override an automatic check;
 * ``points``: a decimal between 0 and the maximum (``4.5``; empty: not marked yet);
-* ``comment``: shown to the student; required for an override (it is the reason).
+* ``comment``: shown to the student; required for an override (it is the reason);
+* ``items`` (optional; written by the marking app, ``grader.written.app``): the rubric items ticked,
+  ``1;3``. With items, ``points`` must be the ticked items' current points (``questions.toml``'s,
+  changed by ``rubric_items.json`` beside manual.csv; capped at the maximum) or empty (then that
+  sum is the mark); points that disagree, or an item the question lacks, are a problem and the row
+  is not applied (conventions in ``grader.written.rubric_items``). Empty: a points-only mark.
 
 Every row that is not applied is reported with its line and why; nothing is dropped in silence.
 Then ``merge`` is a pure, deterministic function of the stored results and the valid marks:
@@ -27,12 +31,13 @@ from pathlib import Path
 
 from grader.results import StudentResult
 from grader.scoring import GATED_KEY, OVERRIDE_KEY, WRITTEN_FUNCTION, CheckResult, is_manual, points_str  # noqa: F401
+from grader.written import rubric_items
 from grader.written.anonymity import code_table
 from grader.written.questions import Questions
 
 CHECK_PREFIX = "check:"
 COLUMNS = ("student", "question", "points", "comment")
-OPTIONAL_COLUMNS = ("items",)   # the rubric items ticked (grader.written.app.marks); points stay what counts
+OPTIONAL_COLUMNS = ("items",)   # the rubric items ticked (grader.written.rubric_items)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NOT_MARKED = "Not marked yet."
 
@@ -46,6 +51,7 @@ class Row:
     question: str
     points: str
     comment: str
+    items: str = ""                  # the optional items column ("" without it)
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def read_manual(data: bytes, label: str = "manual.csv") -> tuple[list[Row], list
     if extra:
         problems.append(Problem(header_line, "extra_column", f"{label} line {header_line}: column(s) "
                                 f"{', '.join(repr(e) for e in extra)} ignored (not one of {', '.join(COLUMNS)})"))
-    where = {c: names.index(c) for c in COLUMNS}
+    where = {c: names.index(c) for c in COLUMNS + OPTIONAL_COLUMNS if c in names}
     rows: list[Row] = []
     for line, fields in records[1:]:
         if not any(f.strip() for f in fields):
@@ -122,11 +128,11 @@ def read_manual(data: bytes, label: str = "manual.csv") -> tuple[list[Row], list
                                     f"has {len(header)} (an unquoted separator in the comment? quote it): "
                                     "not applied"))
             continue
-        raw = lambda c: fields[where[c]] if where[c] < len(fields) else ""  # noqa: E731
+        raw = lambda c: fields[where[c]] if c in where and where[c] < len(fields) else ""  # noqa: E731
         get = lambda c: raw(c).strip()  # noqa: E731
         # the student cell unstripped: an id may start or end with a space or a newline
         student = raw("student") if raw("student").strip() else ""
-        rows.append(Row(line, student, get("question"), get("points"), get("comment")))
+        rows.append(Row(line, student, get("question"), get("points"), get("comment"), get("items")))
     return rows, problems
 
 
@@ -150,11 +156,33 @@ def _check_maxima(result: StudentResult) -> dict[str, Decimal]:
             for c in automatic_only(result).checks if c.function != WRITTEN_FUNCTION}
 
 
+def _from_items(row: Row, found, overrides: rubric_items.Overrides) -> tuple[str, tuple[str, str] | None]:
+    """The row's points cell once its items are read (empty: their sum) and why it cannot be applied."""
+    try:
+        ticked = rubric_items.parse_items(row.items, range(1, len(found.rubric) + 1))
+    except rubric_items.ItemsError as error:
+        return row.points, ("bad_items", str(error))
+    points = rubric_items.item_points([i.points for i in found.rubric], overrides.get(found.id))
+    total = rubric_items.score(ticked, points, found.points)
+    if not row.points:
+        return points_str(total), None
+    try:
+        agrees = Decimal(row.points) == total
+    except InvalidOperation:
+        return row.points, None          # reported as bad points below
+    if not agrees:
+        return row.points, ("items_disagree", f"points {row.points} are not the sum {points_str(total)} of the "
+                                              f"ticked items {rubric_items.format_items(ticked)} (correct one, or "
+                                              "empty the points to use the items)")
+    return row.points, None
+
+
 def validate(rows: list[Row], results: list[StudentResult], questions: Questions, *,
-             secret: bytes | None = None, anonymous: bool = False,
-             label: str = "manual.csv") -> tuple[list[Mark], list[Problem]]:
+             secret: bytes | None = None, anonymous: bool = False, label: str = "manual.csv",
+             item_points: rubric_items.Overrides | None = None) -> tuple[list[Mark], list[Problem]]:
     """The marks to apply, and a problem for every row that is not applied as written, every
-    duplicate, and every student still without a mark for some question."""
+    duplicate, and every student still without a mark for some question. ``item_points``: the
+    changed items' points (``rubric_items.json``) that rows with items are scored by."""
     by_id, by_code = _resolver(results, secret)
     show = {s: code for code, s in by_code.items()} if anonymous else {s: s for s in by_id}
     results_by_id = {r.student: r for r in results}
@@ -179,6 +207,8 @@ def validate(rows: list[Row], results: list[StudentResult], questions: Questions
         maximum: Decimal | None = None
         if question.lower().startswith(CHECK_PREFIX):
             question = CHECK_PREFIX + question[len(CHECK_PREFIX):].strip()
+            if row.items:
+                why.append(("bad_items", "rubric items are for written questions, not checks"))
             if student is not None:
                 maximum = _check_maxima(results_by_id[student]).get(question)
                 if maximum is None:
@@ -191,6 +221,11 @@ def validate(rows: list[Row], results: list[StudentResult], questions: Questions
                                                 f"{', '.join(questions.ids())}, or check:FUNCTION/CHECK)"))
             else:
                 question, maximum = found.id, found.points
+                if row.items:
+                    cell, wrong = _from_items(row, found, item_points or {})
+                    row = replace(row, points=cell)
+                    if wrong:
+                        why.append(wrong)
         points: Decimal | None = None
         if not row.points:
             if row.comment:
@@ -323,8 +358,10 @@ def merge(results: list[StudentResult], marks: list[Mark], questions: Questions)
 
 def read_and_validate(path: Path | None, results: list[StudentResult], questions: Questions, *,
                       secret: bytes | None = None, anonymous: bool = False) -> tuple[list[Mark], list[Problem]]:
-    """``validate(read_manual(path))``; a missing file is one problem and every student unmarked."""
+    """``validate(read_manual(path))`` with the item points of ``rubric_items.json`` beside it; a
+    missing file is one problem and every student unmarked."""
     rows: list[Row] = []
+    overrides: rubric_items.Overrides = {}
     problems: list[Problem] = []
     label = Path(path).name if path is not None else "manual.csv"
     if path is None or not Path(path).is_file():
@@ -332,7 +369,13 @@ def read_and_validate(path: Path | None, results: list[StudentResult], questions
                                                  "(fill in written/manual_template.csv and save it as manual.csv)"))
     else:
         rows, problems = read_manual(Path(path).read_bytes(), label)
-    marks, more = validate(rows, results, questions, secret=secret, anonymous=anonymous, label=label)
+        items_path = Path(path).with_name(rubric_items.ITEMS_NAME)
+        try:
+            overrides = rubric_items.load_overrides(items_path.read_text("utf-8") if items_path.is_file() else None)
+        except (rubric_items.ItemsError, UnicodeDecodeError) as error:
+            problems.append(Problem(None, "bad_items", f"{error}: the rubric's own item points are used"))
+    marks, more = validate(rows, results, questions, secret=secret, anonymous=anonymous, label=label,
+                           item_points=overrides)
     everything = problems + more
     everything.sort(key=lambda p: (p.line is None, p.line or 0, p.kind == "unmarked", p.message))
     return marks, everything

@@ -32,6 +32,8 @@ from markupsafe import Markup
 from grader.atomic import write_atomic
 from grader.written.app import marks
 from grader.scoring import points_str
+from grader.written import rubric_items
+from grader.written.anonymity import anonymity_secret, code_table
 from grader.written.pages import clean
 
 COOKIE = "grader_mark_session"
@@ -43,6 +45,8 @@ article { border-top: 2px solid #333; margin-top: 1.5rem; padding-top: .5rem; }
 article.focused { outline: 3px solid #4a6fa5; }
 .marked { color: #1b5e20; } .unmarked { color: #8a1c1c; } .meta { color: #555; font-size: .9rem; }
 .flags { columns: 2; font-size: .9rem; } .notice { background: #fff3cd; padding: .5rem; }
+ul.items { list-style: none; padding: 0; margin: .3rem 0; } ul.items li { margin: .1rem 0; }
+details.rubric { margin: .5rem 0; } form.repoint { display: inline; margin-left: .5rem; }
 kbd { border: 1px solid #aaa; border-radius: 3px; padding: 0 .3rem; }
 """
 SCRIPT = """// keyboard: j/k next/previous answer, n next unmarked, 1-9 toggle rubric item, s save
@@ -89,22 +93,22 @@ INDEX = """<h1>Written answers</h1>
 <td id="count-{{ q.id }}">{{ q.marked }} / {{ q.answers }}</td></tr>{% endfor %}</table>"""
 QUESTION = """<h1>{{ q.id }}: {{ q.title }} ({{ q.points }} points)</h1>
 <p class="meta">{{ q.prompt }}</p>
-<h2>Rubric</h2><ol>{% for item in items %}<li>{{ item.points }} points: {{ item.text }}
+<details class="rubric"><summary>Rubric ({{ items|length }} items; change an item's points here)</summary><ol>{% for item in items %}<li>{{ item.points }} pt: {{ item.text }}
 <form method="post" action="/q/{{ q.id }}/item" class="repoint"><input type="hidden" name="csrf" value="{{ csrf }}">
 <input type="hidden" name="item" value="{{ item.item }}"><input type="text" name="points" size="4" value="{{ item.points }}">
-<button>change points</button></form></li>{% endfor %}</ol>
+<button>change points</button></form></li>{% endfor %}</ol></details>
 {% if without %}<h2>Without an answer ({{ without|length }})</h2><ul class="flags">
 {% for w in without %}<li>{{ w.student }}{% if w.why %}: {{ w.why }}{% endif %}</li>{% endfor %}</ul>{% endif %}
 {% for a in answers %}<article class="answer-block" id="a-{{ loop.index }}" data-marked="{{ 'yes' if a.row else 'no' }}">
-<h3>{{ a.student }} <span class="{{ 'marked' if a.row else 'unmarked' }}">{% if a.row %}marked {{ a.row.points }}
+<h3>{{ a.shown }} <span class="{{ 'marked' if a.row else 'unmarked' }}">{% if a.row %}marked {{ a.row.points }} / {{ q.points }}
 {% else %}not marked{% endif %}</span></h3>
 <p class="meta">{{ a.where }}{% if a.how %} · {{ a.how }}{% endif %}{% for f in a.flags %} · {{ f }}{% endfor %}</p>
 <div class="answer">{{ a.text }}</div>
 <form method="post" action="/q/{{ q.id }}/mark" class="mark"><input type="hidden" name="csrf" value="{{ csrf }}">
-<input type="hidden" name="student" value="{{ a.student }}"><input type="hidden" name="version" value="{{ a.version }}">
+<input type="hidden" name="student" value="{{ a.shown }}"><input type="hidden" name="version" value="{{ a.version }}">
 <input type="hidden" name="anchor" value="a-{{ loop.index }}">
-{% for item in items %}<label><input type="checkbox" name="item" value="{{ item.item }}"
-{% if item.item in a.ticked %}checked{% endif %}> {{ item.item }} ({{ item.points }})</label> {% endfor %}
+<ul class="items">{% for item in items %}<li><label><input type="checkbox" name="item" value="{{ item.item }}"
+{% if item.item in a.ticked %}checked{% endif %}> <kbd>{{ item.item }}</kbd> {{ item.points }}: {{ item.short }}</label></li>{% endfor %}</ul>
 <br><textarea name="comment" rows="2" cols="70">{{ a.row.comment if a.row else '' }}</textarea>
 <button>save</button></form></article>{% endfor %}"""
 
@@ -116,7 +120,8 @@ class AppState:
     session: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     allowed_hosts: set[str] = field(default_factory=set)
-    anonymous: bool = False
+    anonymous: bool = False          # show codes even where answers.json names students (--anonymous)
+    secret: bytes | None = None      # the codes' secret for ``anonymous`` (default: the grading run's)
 
     @property
     def manual(self) -> Path:
@@ -134,8 +139,48 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def load_answers(out_dir: Path) -> dict:
     return json.loads((Path(out_dir) / "written" / "answers.json").read_text("utf-8"))
+
+
+def default_secret() -> bytes:
+    """The secret ``python -m grader --anonymous`` uses with the course's rubric (and
+    ``$GRADER_ANON_SECRET``), so the app's codes are the pages' codes."""
+    from grader.rubric import load_rubric
+
+    return anonymity_secret(load_rubric().seed)
+
+
+def aliases(data: dict, secret: bytes | None) -> dict[str, str]:
+    """How each student of answers.json is shown: as stored, or (``secret`` given, answers.json
+    naming students) by their anonymous code. manual.csv always gets the name as stored, so the
+    grading run resolves it whatever the secret."""
+    students = {a["student"] for q in data["questions"] for a in q["answers"] + q["without_answer"]}
+    if secret is None or data.get("anonymous"):
+        return {s: s for s in students}
+    return code_table(students, secret)
+
+
+def shorten(text: str, width: int = 70) -> str:
+    """An item's text on one line, cut at a word (the full text is in the rubric at the top)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[:width].rsplit(" ", 1)[0] + " …"
+
+
+def hide(text: str, names: dict[str, str]) -> str:
+    """``text`` (a flag's message may name another student) with every student id replaced by its
+    code, longest first (``ann`` inside ``anna`` is not replaced early)."""
+    for student in sorted(names, key=len, reverse=True):
+        if student != names[student]:
+            text = text.replace(student, names[student])
+    return text
 
 
 def create_app(state: AppState) -> Flask:
@@ -143,8 +188,20 @@ def create_app(state: AppState) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
 
+    if state.anonymous and state.secret is None:
+        state.secret = default_secret()
+
     def questions() -> list[dict]:
         return load_answers(state.out_dir)["questions"]
+
+    def names() -> dict[str, str]:
+        return aliases(load_answers(state.out_dir), state.secret if state.anonymous else None)
+
+    def overrides(qid: str) -> dict[str, str]:
+        try:
+            return rubric_items.load_overrides(_read(state.overrides_path)).get(qid, {})
+        except rubric_items.ItemsError as error:
+            abort(500, str(error))
 
     def question(qid: str) -> dict:
         found = next((q for q in questions() if q["id"] == qid), None)
@@ -194,39 +251,52 @@ def create_app(state: AppState) -> Flask:
     def style():
         return STYLE, 200, {"Content-Type": "text/css; charset=utf-8"}
 
+    def current_rows() -> tuple[list[marks.Row], str]:
+        """manual.csv's rows, or none and why it cannot be used."""
+        try:
+            return marks.parse(_read_bytes(state.manual)), ""
+        except marks.Unreadable as error:
+            return [], f"Nothing can be saved: {error}."
+
     @app.get("/")
     def index():
-        _, rows = marks.parse(_read(state.manual))
+        rows, notice = current_rows()
         shown = []
         for q in questions():
-            students = [a["student"] for a in q["answers"]]
+            students = [a["student"] for a in q["answers"] if not a.get("empty")]
             marked = sum(marks.find(rows, s, q["id"]) is not None and marks.find(rows, s, q["id"]).points != ""
                          for s in students)
             shown.append({"id": q["id"], "title": clean(q["title"]), "points": q["points"], "marked": marked,
                           "answers": len(students)})
         body = render_template_string(INDEX, questions=shown, csv=str(state.manual))
-        return page("Written answers", body)
+        return page("Written answers", body, notice)
 
     def question_page(qid: str, notice: str = "") -> str:
         q = question(qid)
-        overrides = marks.load_overrides(_read(state.overrides_path)).get(qid, {})
-        points = marks.item_points(q["rubric"], overrides)
-        items = [{"item": int(i["item"]), "points": points_str(points[int(i["item"])]), "text": clean(i["text"])}
-                 for i in q["rubric"]]
-        _, rows = marks.parse(_read(state.manual))
+        points = marks.item_points(q["rubric"], overrides(qid))
+        shown = names()
+        items = [{"item": int(i["item"]), "points": points_str(points[int(i["item"])]), "text": clean(i["text"]),
+                  "short": clean(shorten(i["text"]))} for i in q["rubric"]]
+        rows, unreadable = current_rows()
+        notice = notice or unreadable
         answers = []
         for a in q["answers"]:
             if a.get("empty"):
                 continue
             row = marks.find(rows, a["student"], qid)
             where = a["source"].get("location") or a["source"].get("file") or ""
-            answers.append({"student": clean(a["student"]), "text": clean(a["text"]), "where": clean(where),
-                            "how": clean(a.get("how") or ""), "flags": [clean(f["label"]) for f in a["flags"]],
+            answers.append({"student": a["student"], "shown": clean(shown.get(a["student"], a["student"])),
+                            "text": clean(a["text"]), "where": clean(where), "how": clean(a.get("how") or ""),
+                            "flags": [clean(hide(f["label"], shown)) for f in a["flags"]],
                             "row": row, "ticked": row.ticked() if row else [],
                             "version": row.version if row else marks.NO_ROW_VERSION})
-        without = [{"student": clean(w["student"]), "why": clean("; ".join(f["message"] for f in w["flags"]))}
+        answers.sort(key=lambda a: a["shown"])       # by code when anonymous: the order says nothing
+        without = [{"student": clean(shown.get(w["student"], w["student"])),
+                    "why": clean(hide("; ".join(f["message"] for f in w["flags"]), shown))}
                    for w in q["without_answer"]]
-        without += [{"student": clean(a["student"]), "why": "empty answer"} for a in q["answers"] if a.get("empty")]
+        without += [{"student": clean(shown.get(a["student"], a["student"])), "why": "empty answer"}
+                    for a in q["answers"] if a.get("empty")]
+        without.sort(key=lambda w: w["student"])
         body = render_template_string(QUESTION, q={k: clean(v) if isinstance(v, str) else v for k, v in q.items()},
                                       items=items, answers=answers, without=without, csrf=state.csrf)
         return page(f"{qid}: marking", body, notice)
@@ -238,19 +308,22 @@ def create_app(state: AppState) -> Flask:
     @app.post("/q/<qid>/mark")
     def mark(qid: str):
         q = question(qid)
-        student = request.form.get("student", "")
+        by_shown = {shown: stored for stored, shown in names().items()}
+        student = by_shown.get(request.form.get("student", ""), "")
         if student not in {a["student"] for a in q["answers"]}:
             abort(400, "unknown student for this question")
-        overrides = marks.load_overrides(_read(state.overrides_path)).get(qid, {})
-        points = marks.item_points(q["rubric"], overrides)
+        points = marks.item_points(q["rubric"], overrides(qid))
         try:
-            ticked = [int(i) for i in request.form.getlist("item")]
-            text, row = marks.set_mark(_read(state.manual), student, qid, ticked, request.form.get("comment", ""),
-                                       points, request.form.get("version", ""))
+            ticked = [int(i) for i in request.form.getlist("item") if i.isdecimal()]
+            text, row = marks.set_mark(_read_bytes(state.manual), student, qid, ticked, request.form.get("comment", ""),
+                                       points, request.form.get("version", ""), Decimal(q["points"]))
         except marks.Conflict as conflict:
             now = f"{conflict.current.points} ({conflict.current.comment})" if conflict.current else "no mark"
-            return question_page(qid, f"Not saved: the mark of {student} for {qid} was changed meanwhile (now: "
+            who = names().get(student, student)
+            return question_page(qid, f"Not saved: the mark of {who} for {qid} was changed meanwhile (now: "
                                       f"{now}). Check it and save again."), 409
+        except marks.Unreadable as error:
+            return question_page(qid, f"Not saved: {error}."), 409
         except ValueError as error:
             abort(400, str(error))
         write_atomic(state.manual, text)
@@ -265,14 +338,19 @@ def create_app(state: AppState) -> Flask:
         if item not in {str(i["item"]) for i in q["rubric"]}:
             abort(400, "unknown rubric item")
         try:
-            value = marks.parse_points(request.form.get("points", ""), Decimal(q["points"]))
-        except ValueError as error:
+            value = rubric_items.parse_points(request.form.get("points", ""), Decimal(q["points"]))
+            all_overrides = rubric_items.load_overrides(_read(state.overrides_path))
+        except rubric_items.ItemsError as error:
             abort(400, str(error))
-        all_overrides = marks.load_overrides(_read(state.overrides_path))
         all_overrides.setdefault(qid, {})[item] = points_str(value)
         points = marks.item_points(q["rubric"], all_overrides[qid])
-        text, changed = marks.repoint(_read(state.manual), qid, points)
-        write_atomic(state.overrides_path, marks.dump_overrides(all_overrides))
+        try:
+            text, changed = marks.repoint(_read_bytes(state.manual), qid, points, Decimal(q["points"]))
+        except marks.Unreadable as error:
+            return question_page(qid, f"Not changed: {error}."), 409
+        # the item points first: a crash between the two writes leaves rows the grading run reports
+        # as disagreeing with their items, never rows silently scored with the old points
+        write_atomic(state.overrides_path, rubric_items.dump_overrides(all_overrides))
         write_atomic(state.manual, text)
         return question_page(qid, f"Item {item} of {qid} is now worth {points_str(value)} points: "
                                   f"{changed} answer{'s' if changed != 1 else ''} re-scored.")
@@ -280,8 +358,10 @@ def create_app(state: AppState) -> Flask:
     return app
 
 
-def serve(out_dir: Path, host: str = "127.0.0.1", port: int = 0, open_browser: bool = True) -> None:
-    """Serve until interrupted; prints the one-time link on stdout."""
+def serve(out_dir: Path, host: str = "127.0.0.1", port: int = 0, open_browser: bool = True,
+          anonymous: bool = False) -> None:
+    """Serve until interrupted; prints the one-time link on stdout. ``anonymous``: show codes
+    even where the answers were extracted with student ids."""
     from werkzeug.serving import make_server
 
     if not (Path(out_dir) / "written" / "answers.json").is_file():
@@ -289,7 +369,7 @@ def serve(out_dir: Path, host: str = "127.0.0.1", port: int = 0, open_browser: b
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"WARNING: the marking app listens on {host}, not only on this machine: anyone who can reach it "
               "and steals the link can mark", file=sys.stderr)
-    state = AppState(Path(out_dir), secrets.token_urlsafe(32))
+    state = AppState(Path(out_dir), secrets.token_urlsafe(32), anonymous=anonymous)
     server = make_server(host, port, create_app(state), threaded=False)
     bound = server.server_port
     shown = f"[{host}]" if ":" in host else host
