@@ -253,3 +253,11 @@ def test_anonymous_flag_shows_codes_and_stores_ids(tmp_path):
     alice = codes["alice"]
     assert post(client, "/q/Q1/mark", {**form_of(html, alice), "item": ["1"], "csrf": state.csrf}).status_code == 303
     assert "alice,Q1,1,,1" in (out / "manual.csv").read_text("utf-8")     # the grading run resolves ids
+
+
+def test_only_the_served_address_and_loopback_are_accepted_hosts():
+    from grader.written.app.server import host_names
+
+    assert host_names("127.0.0.1", 8000) == {"127.0.0.1:8000", "localhost:8000", "[::1]:8000"}
+    assert "192.0.2.7:8000" in host_names("192.0.2.7", 8000)
+    assert "evil.example:8000" not in host_names("0.0.0.0", 8000)

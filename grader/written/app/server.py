@@ -42,7 +42,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'none';
 STYLE = """body { font: 15px/1.5 system-ui, sans-serif; max-width: 62rem; margin: 1rem auto; padding: 0 1rem; }
 .answer { white-space: pre-wrap; overflow-wrap: anywhere; background: #fbfbf8; border: 1px solid #ddd; padding: .6rem; }
 article { border-top: 2px solid #333; margin-top: 1.5rem; padding-top: .5rem; }
-article.focused { outline: 3px solid #4a6fa5; }
+article.focused { outline: 3px solid #4a6fa5; outline-offset: .4rem; }
 .marked { color: #1b5e20; } .unmarked { color: #8a1c1c; } .meta { color: #555; font-size: .9rem; }
 .flags { columns: 2; font-size: .9rem; } .notice { background: #fff3cd; padding: .5rem; }
 ul.items { list-style: none; padding: 0; margin: .3rem 0; } ul.items li { margin: .1rem 0; }
@@ -108,7 +108,7 @@ QUESTION = """<h1>{{ q.id }}: {{ q.title }} ({{ q.points }} points)</h1>
 <input type="hidden" name="student" value="{{ a.shown }}"><input type="hidden" name="version" value="{{ a.version }}">
 <input type="hidden" name="anchor" value="a-{{ loop.index }}">
 <ul class="items">{% for item in items %}<li><label><input type="checkbox" name="item" value="{{ item.item }}"
-{% if item.item in a.ticked %}checked{% endif %}> <kbd>{{ item.item }}</kbd> {{ item.points }}: {{ item.short }}</label></li>{% endfor %}</ul>
+{% if item.item in a.ticked %}checked{% endif %}> <kbd>{{ item.item }}</kbd> <b>{{ item.points }} pt</b> {{ item.short }}</label></li>{% endfor %}</ul>
 <br><textarea name="comment" rows="2" cols="70">{{ a.row.comment if a.row else '' }}</textarea>
 <button>save</button></form></article>{% endfor %}"""
 
@@ -358,6 +358,32 @@ def create_app(state: AppState) -> Flask:
     return app
 
 
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def link_host(host: str) -> str:
+    """The host part of the printed link: the machine's name for a wildcard address."""
+    if host in WILDCARDS:
+        import socket
+
+        return socket.gethostname()
+    return f"[{host}]" if ":" in host else host
+
+
+def host_names(host: str, port: int) -> set[str]:
+    """The Host headers accepted (anything else is refused: no DNS rebinding): the address served,
+    this machine's loopback names, and for a wildcard address the machine's name and addresses."""
+    names = {link_host(host), "localhost", "127.0.0.1", "[::1]"}
+    if host in WILDCARDS:
+        import socket
+
+        try:
+            names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
+        except OSError:
+            pass
+    return {f"{name}:{port}" for name in names}
+
+
 def serve(out_dir: Path, host: str = "127.0.0.1", port: int = 0, open_browser: bool = True,
           anonymous: bool = False) -> None:
     """Serve until interrupted; prints the one-time link on stdout. ``anonymous``: show codes
@@ -372,9 +398,9 @@ def serve(out_dir: Path, host: str = "127.0.0.1", port: int = 0, open_browser: b
     state = AppState(Path(out_dir), secrets.token_urlsafe(32), anonymous=anonymous)
     server = make_server(host, port, create_app(state), threaded=False)
     bound = server.server_port
-    shown = f"[{host}]" if ":" in host else host
-    state.allowed_hosts = {f"{shown}:{bound}", f"localhost:{bound}", f"127.0.0.1:{bound}"}
-    url = f"http://{shown}:{bound}/login?token={state.token}"
+    names = host_names(host, bound)
+    state.allowed_hosts = names
+    url = f"http://{link_host(host)}:{bound}/login?token={state.token}"
     print(f"marking app: open {url}\n(the link works once; Ctrl-C stops the app)", flush=True)
     if open_browser:
         import webbrowser
