@@ -1,7 +1,7 @@
 """The marking app in a real browser: Debian's chromium and chromedriver, driven by Selenium.
 
 Open the app by its one-time link, mark two answers with the keyboard only, reload, see them kept,
-and check manual.csv; screenshots go to ``$GRADER_ARTIFACTS`` (default ``artifacts/screenshots``)
+check manual.csv, then write a comment with the keyboard; screenshots go to ``$GRADER_ARTIFACTS`` (default ``artifacts/screenshots``)
 to be looked at. Skipped where no browser is installed, except under CI (``CI`` set), where a
 missing browser is a failure: ``.ci/run`` installs one.
 """
@@ -94,3 +94,10 @@ def test_mark_two_answers_with_the_keyboard_and_find_them_after_a_reload(browser
     browser.get(base)
     assert browser.find_element(By.ID, "count-Q1").text == "2 / 2"
     shot(browser, "4-start-after")
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{base}/q/Q1")                                                   # a comment by the keyboard too
+    browser.find_element(By.TAG_NAME, "body").send_keys("c")
+    browser.switch_to.active_element.send_keys("brief, but right" + Keys.CONTROL + Keys.ENTER)
+    WebDriverWait(browser, 10).until(lambda d: "brief, but right" in (out / "manual.csv").read_text("utf-8"))
+    assert '"brief, but right"' in (out / "manual.csv").read_text("utf-8").splitlines()[1]

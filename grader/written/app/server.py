@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from flask import Flask, abort, redirect, render_template_string, request
-from markupsafe import Markup
+from flask import Flask, abort, redirect, render_template, request
 
 from grader.atomic import write_atomic
 from grader.written.app import marks
@@ -39,80 +38,6 @@ from grader.written.pages import clean
 COOKIE = "grader_mark_session"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'none'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-STYLE = """body { font: 15px/1.5 system-ui, sans-serif; max-width: 62rem; margin: 1rem auto; padding: 0 1rem; }
-.answer { white-space: pre-wrap; overflow-wrap: anywhere; background: #fbfbf8; border: 1px solid #ddd; padding: .6rem; }
-article { border-top: 2px solid #333; margin-top: 1.5rem; padding-top: .5rem; }
-article.focused { outline: 3px solid #4a6fa5; outline-offset: .4rem; }
-.marked { color: #1b5e20; } .unmarked { color: #8a1c1c; } .meta { color: #555; font-size: .9rem; }
-.flags { columns: 2; font-size: .9rem; } .notice { background: #fff3cd; padding: .5rem; }
-ul.items { list-style: none; padding: 0; margin: .3rem 0; } ul.items li { margin: .1rem 0; }
-details.rubric { margin: .5rem 0; } form.repoint { display: inline; margin-left: .5rem; }
-kbd { border: 1px solid #aaa; border-radius: 3px; padding: 0 .3rem; }
-"""
-SCRIPT = """// keyboard: j/k next/previous answer, n next unmarked, 1-9 toggle rubric item, s save
-(function () {
-  const answers = Array.from(document.querySelectorAll('article.answer-block'));
-  let at = Math.max(0, answers.findIndex(a => a.id === location.hash.slice(1)));
-  function focus(i) {
-    if (!answers.length) return;
-    at = Math.min(Math.max(i, 0), answers.length - 1);
-    answers.forEach(a => a.classList.remove('focused'));
-    answers[at].classList.add('focused');
-    answers[at].scrollIntoView({block: 'center'});
-  }
-  focus(at);
-  document.addEventListener('keydown', function (e) {
-    if (e.target.tagName === 'TEXTAREA' || e.target.tagName === 'INPUT' && e.target.type === 'text') return;
-    if (e.key === 'j') focus(at + 1);
-    else if (e.key === 'k') focus(at - 1);
-    else if (e.key === 'n') {
-      const next = answers.findIndex((a, i) => i > at && a.dataset.marked === 'no');
-      const first = answers.findIndex(a => a.dataset.marked === 'no');
-      focus(next >= 0 ? next : first >= 0 ? first : at);
-    } else if (/^[1-9]$/.test(e.key) && answers.length) {
-      const box = answers[at].querySelector('input[name=item][value="' + e.key + '"]');
-      if (box) box.checked = !box.checked;
-    } else if (e.key === 's' && answers.length) {
-      answers[at].querySelector('form.mark').submit();
-    } else return;
-    e.preventDefault();
-  });
-})();
-"""
-PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
-<link rel="stylesheet" href="/static/app.css"></head><body>
-<nav><a href="/">questions</a></nav>
-{% if notice %}<p class="notice" id="notice">{{ notice }}</p>{% endif %}
-{{ body }}
-<script src="/static/app.js"></script></body></html>"""
-INDEX = """<h1>Written answers</h1>
-<p class="meta">Marks are saved to {{ csv }} as you go. Keys on a question's page: <kbd>j</kbd>/<kbd>k</kbd> next/previous,
-<kbd>n</kbd> next unmarked, <kbd>1</kbd>-<kbd>9</kbd> toggle an item, <kbd>s</kbd> save.</p>
-<table><tr><th>question</th><th>points</th><th>marked</th></tr>
-{% for q in questions %}<tr><td><a href="/q/{{ q.id }}">{{ q.id }}: {{ q.title }}</a></td><td>{{ q.points }}</td>
-<td id="count-{{ q.id }}">{{ q.marked }} / {{ q.answers }}</td></tr>{% endfor %}</table>"""
-QUESTION = """<h1>{{ q.id }}: {{ q.title }} ({{ q.points }} points)</h1>
-<p class="meta">{{ q.prompt }}</p>
-<details class="rubric"><summary>Rubric ({{ items|length }} items; change an item's points here)</summary><ol>{% for item in items %}<li>{{ item.points }} pt: {{ item.text }}
-<form method="post" action="/q/{{ q.id }}/item" class="repoint"><input type="hidden" name="csrf" value="{{ csrf }}">
-<input type="hidden" name="item" value="{{ item.item }}"><input type="text" name="points" size="4" value="{{ item.points }}">
-<button>change points</button></form></li>{% endfor %}</ol></details>
-{% if without %}<h2>Without an answer ({{ without|length }})</h2><ul class="flags">
-{% for w in without %}<li>{{ w.student }}{% if w.why %}: {{ w.why }}{% endif %}</li>{% endfor %}</ul>{% endif %}
-{% for a in answers %}<article class="answer-block" id="a-{{ loop.index }}" data-marked="{{ 'yes' if a.row else 'no' }}">
-<h3>{{ a.shown }} <span class="{{ 'marked' if a.row else 'unmarked' }}">{% if a.row %}marked {{ a.row.points }} / {{ q.points }}
-{% else %}not marked{% endif %}</span></h3>
-<p class="meta">{{ a.where }}{% if a.how %} · {{ a.how }}{% endif %}{% for f in a.flags %} · {{ f }}{% endfor %}</p>
-<div class="answer">{{ a.text }}</div>
-<form method="post" action="/q/{{ q.id }}/mark" class="mark"><input type="hidden" name="csrf" value="{{ csrf }}">
-<input type="hidden" name="student" value="{{ a.shown }}"><input type="hidden" name="version" value="{{ a.version }}">
-<input type="hidden" name="anchor" value="a-{{ loop.index }}">
-<ul class="items">{% for item in items %}<li><label><input type="checkbox" name="item" value="{{ item.item }}"
-{% if item.item in a.ticked %}checked{% endif %}> <kbd>{{ item.item }}</kbd> <b>{{ item.points }} pt</b> {{ item.short }}</label></li>{% endfor %}</ul>
-<br><textarea name="comment" rows="2" cols="70">{{ a.row.comment if a.row else '' }}</textarea>
-<button>save</button></form></article>{% endfor %}"""
-
-
 @dataclass
 class AppState:
     out_dir: Path
@@ -185,7 +110,7 @@ def hide(text: str, names: dict[str, str]) -> str:
 
 def create_app(state: AppState) -> Flask:
     """The app over ``state.out_dir``; ``state.allowed_hosts``: the Host headers accepted."""
-    app = Flask(__name__)
+    app = Flask(__name__)      # templates/ (Jinja, autoescaped: .html) and static/ beside this file
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
 
     if state.anonymous and state.secret is None:
@@ -209,9 +134,6 @@ def create_app(state: AppState) -> Flask:
             abort(404)
         return found
 
-    def page(title: str, body: str, notice: str = "") -> str:
-        # ``body`` is a template rendered (and escaped) already
-        return render_template_string(PAGE, title=title, body=Markup(body), notice=notice)
 
     @app.before_request
     def guard():
@@ -243,14 +165,6 @@ def create_app(state: AppState) -> Flask:
         response.set_cookie(COOKIE, state.session, httponly=True, samesite="Strict", path="/")
         return response
 
-    @app.get("/static/app.js")
-    def script():
-        return SCRIPT, 200, {"Content-Type": "text/javascript; charset=utf-8"}
-
-    @app.get("/static/app.css")
-    def style():
-        return STYLE, 200, {"Content-Type": "text/css; charset=utf-8"}
-
     def current_rows() -> tuple[list[marks.Row], str]:
         """manual.csv's rows, or none and why it cannot be used."""
         try:
@@ -268,8 +182,8 @@ def create_app(state: AppState) -> Flask:
                          for s in students)
             shown.append({"id": q["id"], "title": clean(q["title"]), "points": q["points"], "marked": marked,
                           "answers": len(students)})
-        body = render_template_string(INDEX, questions=shown, csv=str(state.manual))
-        return page("Written answers", body, notice)
+        return render_template("index.html", title="Written answers", questions=shown, csv=str(state.manual),
+                               notice=notice)
 
     def question_page(qid: str, notice: str = "") -> str:
         q = question(qid)
@@ -297,9 +211,9 @@ def create_app(state: AppState) -> Flask:
         without += [{"student": clean(shown.get(a["student"], a["student"])), "why": "empty answer"}
                     for a in q["answers"] if a.get("empty")]
         without.sort(key=lambda w: w["student"])
-        body = render_template_string(QUESTION, q={k: clean(v) if isinstance(v, str) else v for k, v in q.items()},
-                                      items=items, answers=answers, without=without, csrf=state.csrf)
-        return page(f"{qid}: marking", body, notice)
+        return render_template("question.html", title=f"{qid}: marking", notice=notice, csrf=state.csrf,
+                               q={k: clean(v) if isinstance(v, str) else v for k, v in q.items()},
+                               items=items, answers=answers, without=without)
 
     @app.get("/q/<qid>")
     def show(qid: str):
