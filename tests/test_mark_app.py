@@ -261,3 +261,14 @@ def test_only_the_served_address_and_loopback_are_accepted_hosts():
     assert host_names("127.0.0.1", 8000) == {"127.0.0.1:8000", "localhost:8000", "[::1]:8000"}
     assert "192.0.2.7:8000" in host_names("192.0.2.7", 8000)
     assert "evil.example:8000" not in host_names("0.0.0.0", 8000)
+
+
+def test_those_without_an_answer_get_0_at_once_and_a_mark_already_there_is_kept(app_env):
+    out, state, client = app_env
+    login(client, state)
+    (out / "manual.csv").write_text("student,question,points,comment\nbob,Q1,2,kept\n", "utf-8")
+    assert post(client, "/q/Q1/missing", {}).status_code == 403                # CSRF here too
+    response = post(client, "/q/Q1/missing", {"csrf": state.csrf})
+    assert "0 points given to 1 student without an answer" in response.get_data(as_text=True)
+    assert (out / "manual.csv").read_text("utf-8").splitlines()[1:] == ["bob,Q1,2,kept,", "carol,Q1,0,No answer found.,"]
+    assert "give 0 to those not marked yet" not in get(client, "/q/Q1").get_data(as_text=True)

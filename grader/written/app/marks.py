@@ -122,6 +122,15 @@ def set_mark(text: bytes | str, student: str, question: str, ticked: list[int], 
     return render(rows), row
 
 
+def mark_missing(text: bytes | str, students: list[str], question: str, comment: str) -> tuple[str, int]:
+    """``manual.csv``'s new text with 0 points and ``comment`` for each of ``students`` (those
+    without an answer) who has no row for ``question`` yet; a row already there is kept as it is.
+    ``(new text, rows added)``."""
+    rows = parse(text)
+    new = [Row(s, question, "0", comment) for s in sorted(set(students)) if find(rows, s, question) is None]
+    return render(sorted(rows + new, key=lambda r: (r.student, r.question))), len(new)
+
+
 def repoint(text: bytes | str, question: str, points: dict[int, Decimal], maximum: Decimal) -> tuple[str, int]:
     """Re-score every row of ``question`` that lists items, with the items' current ``points``;
     ``(new text, how many rows changed)``."""

@@ -206,10 +206,10 @@ def create_app(state: AppState) -> Flask:
                             "version": row.version if row else marks.NO_ROW_VERSION})
         answers.sort(key=lambda a: a["shown"])       # by code when anonymous: the order says nothing
         without = [{"student": clean(shown.get(w["student"], w["student"])),
-                    "why": clean(hide("; ".join(f["message"] for f in w["flags"]), shown))}
-                   for w in q["without_answer"]]
-        without += [{"student": clean(shown.get(a["student"], a["student"])), "why": "empty answer"}
-                    for a in q["answers"] if a.get("empty")]
+                    "why": clean(hide("; ".join(f["message"] for f in w["flags"]), shown)),
+                    "row": marks.find(rows, w["student"], qid)} for w in q["without_answer"]]
+        without += [{"student": clean(shown.get(a["student"], a["student"])), "why": "empty answer",
+                     "row": marks.find(rows, a["student"], qid)} for a in q["answers"] if a.get("empty")]
         without.sort(key=lambda w: w["student"])
         return render_template("question.html", title=f"{qid}: marking", notice=notice, csrf=state.csrf,
                                q={k: clean(v) if isinstance(v, str) else v for k, v in q.items()},
@@ -244,6 +244,17 @@ def create_app(state: AppState) -> Flask:
         anchor = request.form.get("anchor", "")
         return redirect(f"/q/{qid}" + (f"#{anchor}" if anchor.startswith("a-") and anchor[2:].isdigit() else ""),
                         code=303)
+
+    @app.post("/q/<qid>/missing")
+    def missing(qid: str):
+        q = question(qid)
+        students = [w["student"] for w in q["without_answer"]] + [a["student"] for a in q["answers"] if a.get("empty")]
+        try:
+            text, added = marks.mark_missing(_read_bytes(state.manual), students, qid, "No answer found.")
+        except marks.Unreadable as error:
+            return question_page(qid, f"Not saved: {error}."), 409
+        write_atomic(state.manual, text)
+        return question_page(qid, f"0 points given to {added} student{'s' if added != 1 else ''} without an answer.")
 
     @app.post("/q/<qid>/item")
     def repoint(qid: str):
