@@ -272,3 +272,17 @@ def test_those_without_an_answer_get_0_at_once_and_a_mark_already_there_is_kept(
     assert "0 points given to 1 student without an answer" in response.get_data(as_text=True)
     assert (out / "manual.csv").read_text("utf-8").splitlines()[1:] == ["bob,Q1,2,kept,", "carol,Q1,0,No answer found.,"]
     assert "give 0 to those not marked yet" not in get(client, "/q/Q1").get_data(as_text=True)
+
+
+def test_the_browser_is_started_on_a_private_file_not_on_the_link():
+    import stat
+
+    from grader.written.app.server import launch_file
+
+    page = launch_file("http://127.0.0.1:1/login?token=secret&x=1")
+    try:
+        assert stat.S_IMODE(page.stat().st_mode) == 0o600 and stat.S_IMODE(page.parent.stat().st_mode) == 0o700
+        assert "token=secret&amp;x=1" in page.read_text("utf-8") and "secret" not in page.as_uri()
+    finally:
+        page.unlink()
+        page.parent.rmdir()

@@ -8,8 +8,9 @@ It does not take the folder's grading lock.
 Security, one mechanism per layer:
 
 * loopback only unless ``--host`` says otherwise (a warning then);
-* access: a one-time token in the URL printed on stdout (never on a command line), exchanged at
-  ``/login`` for an HttpOnly, SameSite=Strict session cookie; the token then stops working;
+* access: a one-time token in the URL printed on stdout (never on a command line: the browser is
+  started on a private file that sends it on), exchanged at ``/login`` for an HttpOnly,
+  SameSite=Strict session cookie; the token then stops working;
 * the Host header must name the address served (no DNS rebinding);
 * every POST carries the session's CSRF token;
 * a Content-Security-Policy that allows only this origin's own script and style, no frames, no
@@ -20,8 +21,11 @@ Security, one mechanism per layer:
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -29,15 +33,17 @@ from pathlib import Path
 from flask import Flask, abort, redirect, render_template, request
 
 from grader.atomic import write_atomic
-from grader.written.app import marks
 from grader.scoring import points_str
 from grader.written import rubric_items
+from grader.written.app import marks
 from grader.written.anonymity import anonymity_secret, code_table
 from grader.written.pages import clean
 
 COOKIE = "grader_mark_session"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'none'; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
 @dataclass
 class AppState:
     out_dir: Path
@@ -283,6 +289,21 @@ def create_app(state: AppState) -> Flask:
     return app
 
 
+def launch_file(url: str) -> Path:
+    """A page, readable by this user only, that sends the browser on to ``url``: the browser is
+    started with this file's path, so the token never shows in its command line (``ps``)."""
+    import tempfile
+    from html import escape
+
+    folder = Path(tempfile.mkdtemp(prefix="grader-mark-"))      # mode 0700
+    page = folder / "open.html"
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(f'<!DOCTYPE html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={escape(url)}">'
+                  f'<title>marking app</title><a href="{escape(url)}">open the marking app</a>\n')
+    return page
+
+
 WILDCARDS = ("0.0.0.0", "::", "")
 
 
@@ -327,11 +348,18 @@ def serve(out_dir: Path, host: str = "127.0.0.1", port: int = 0, open_browser: b
     state.allowed_hosts = names
     url = f"http://{link_host(host)}:{bound}/login?token={state.token}"
     print(f"marking app: open {url}\n(the link works once; Ctrl-C stops the app)", flush=True)
-    if open_browser:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # stopped by kill too: clean up below
+    launcher = launch_file(url) if open_browser else None
+    if launcher is not None:
         import webbrowser
 
-        webbrowser.open(url)
+        webbrowser.open(launcher.as_uri())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        if launcher is not None:
+            launcher.unlink(missing_ok=True)
+            launcher.parent.rmdir()
