@@ -243,6 +243,10 @@ def test_items_round_trip_from_the_app_through_the_grading_merge(app_env):
 
 def test_anonymous_flag_shows_codes_and_stores_ids(tmp_path):
     out = write_out(tmp_path / "out")
+    data = json.loads((out / "written" / "answers.json").read_text("utf-8"))
+    data["questions"][0]["answers"][0]["flags"] = [{"kind": "copied", "label": "possibly copied",
+                                                    "message": "identical text with bob's answer"}]
+    (out / "written" / "answers.json").write_text(json.dumps(data), "utf-8")
     state = AppState(out, token="one-time", allowed_hosts={HOST}, anonymous=True, secret=b"course secret")
     client = create_app(state).test_client()
     login(client, state)
@@ -251,6 +255,7 @@ def test_anonymous_flag_shows_codes_and_stores_ids(tmp_path):
     codes = code_table(["alice", "bob", "carol"], b"course secret")   # the grading run's codes
     assert all(code in html for code in codes.values())
     alice = codes["alice"]
+    assert f"identical text with {codes['bob']}'s answer" in html.replace("&#39;", "'")
     assert post(client, "/q/Q1/mark", {**form_of(html, alice), "item": ["1"], "csrf": state.csrf}).status_code == 303
     assert "alice,Q1,1,,1" in (out / "manual.csv").read_text("utf-8")     # the grading run resolves ids
 

@@ -207,7 +207,7 @@ def create_app(state: AppState) -> Flask:
             where = a["source"].get("location") or a["source"].get("file") or ""
             answers.append({"student": a["student"], "shown": clean(shown.get(a["student"], a["student"])),
                             "text": clean(a["text"]), "where": clean(where), "how": clean(a.get("how") or ""),
-                            "flags": [clean(hide(f["label"], shown)) for f in a["flags"]],
+                            "flags": [clean(hide(f"{f['label']}: {f['message']}", shown)) for f in a["flags"]],
                             "row": row, "ticked": row.ticked() if row else [],
                             "version": row.version if row else marks.NO_ROW_VERSION})
         answers.sort(key=lambda a: a["shown"])       # by code when anonymous: the order says nothing
