@@ -138,6 +138,16 @@ def test_graded_with_a_policy_the_penalty_is_in_every_file_and_follows_the_marks
     assert main(args) == 0
     again = json.loads((out / "results" / "alice.json").read_text("utf-8"))
     assert again["total"] == "4.5" and json.loads((out / "run.json").read_text("utf-8"))["graded"] == 0
+    # regrade and export-lms apply the same policy, from OUT's copies
+    assert main(["regrade", "alice", str(klass), "--out", str(out)]) == 0
+    regraded = json.loads((out / "results" / "alice.json").read_text("utf-8"))
+    assert (regraded["total"], regraded["late"]["late_days"]) == ("4.5", 1)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student_id,name,email\nalice,Alice A,a@example.edu\nbob,Bob B,b@example.edu\n", "utf-8")
+    assert main(["export-lms", str(out), "--roster", str(roster)]) == 0
+    exported = [p for p in out.iterdir() if p.suffix == ".csv" and p.name not in ("scores.csv", "manual.csv")]
+    text = "".join(p.read_text("utf-8") for p in exported)
+    assert any(line.startswith("Alice A") or "alice" in line for line in text.splitlines() if ",4.5" in line), text
     # a typo in the policy: an error before anything is graded or copied
     policy.write_text(POLICY.replace("grace_minutes", "grace_mins"), "utf-8")
     assert main([*args, "--late-policy", str(policy)]) == 2
