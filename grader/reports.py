@@ -65,7 +65,7 @@ def _picture_link(name: str) -> str:
     return quote(clean_text(name), safe="")   # a link destination nothing can break out of
 
 
-def _mark_word(c) -> str:
+def mark_word(c) -> str:
     """PASS/FAIL for a check; a written question is MARKED (with its points and the TA's comment),
     or NOT MARKED YET: a mark below full is not a failure."""
     if c.function != WRITTEN_FUNCTION:
@@ -109,7 +109,7 @@ def feedback_markdown(r: StudentResult, pictures: list[str] = ()) -> str:
             lines += [f"![your samples over the ring, beside the reference's, and your loss curves]({_picture_link(p)})"
                       for p in pictures] + ([""] if pictures else [])
         for c in checks:
-            mark = _mark_word(c)
+            mark = mark_word(c)
             lines.append(f"- **{mark}** `{_md_escape(c.name)}` ({pts(c.score)} / {pts(c.max_score)}): "
                          f"{_md_escape(c.description)}")
             if c.message and (not c.passed or is_manual(c)):

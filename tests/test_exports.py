@@ -499,3 +499,14 @@ def test_copy_as_data_never_follows_links(tmp_path):
     assert notes == []
     assert (tmp_path / "dst" / "pkg" / "a.py").read_text() == "x = 1\n"
     assert (tmp_path / "dst" / "link").is_symlink() and (tmp_path / "dst" / "dirlink").is_symlink()
+
+
+def test_gradescope_shows_a_written_mark_below_full_as_marked_not_failed():
+    from decimal import Decimal
+
+    from grader.exports.gradescope import GradescopeConfig, _test
+    from grader.scoring import CheckResult
+
+    marked = CheckResult("written", "Q1", Decimal(3), Decimal(5), False, "", "", None, "clear but brief", "Q1 (written)")
+    test = _test(GradescopeConfig(), marked, "9.1")
+    assert test["status"] == "passed" and test["output"].startswith("**MARKED** (3 / 5)") and "FAIL" not in test["output"]

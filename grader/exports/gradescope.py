@@ -169,7 +169,9 @@ def isolation_text(result: StudentResult, why_not: str = "") -> str:
 
 def _test(config: GradescopeConfig, check, number: str) -> dict:
     public = config.is_public(check.function, check.name)
-    mark = "PASS" if check.passed else "FAIL"
+    from grader.reports import mark_word
+
+    mark = mark_word(check)  # a written question is MARKED (or NOT MARKED YET), never a failure
     message = _cut(check.message or "", config.test_output_chars)
     if config.output_format == "md":
         parts = [f"**{mark}** ({points_str(check.score)} / {points_str(check.max_score)}): "
@@ -182,7 +184,7 @@ def _test(config: GradescopeConfig, check, number: str) -> dict:
     return {
         "score": _number(check.score),
         "max_score": _number(check.max_score),
-        "status": "passed" if check.passed else "failed",
+        "status": "passed" if check.passed or mark == "MARKED" else "failed",
         "name": f"{check.function} / {check.name}",
         "number": number,
         "output": output,
