@@ -317,7 +317,7 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                     futures[executor.submit(_grade_drawn, sub, builder, pool, rubric, inputs_key, dispatch)] = sub
             bar = _progress(len(futures), options.progress)
             for future in as_completed(futures):
-                sub = futures[future]
+                sub = futures.pop(future)  # a finished future holds its results: let them go
                 try:
                     result, sandbox = future.result()
                 except Exception as exc:  # a grader bug costs this submission, never the class
