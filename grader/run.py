@@ -32,7 +32,6 @@ from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sandbox import Limits, SandboxPool, SandboxResult
 from grader.scoring import judge_suite, not_graded, score_suite
 from grader.seeds import input_secret, submission_seed
-from grader.policy import POLICY_NAME, PROBLEMS_NAME, LateBook, PolicyError
 from grader.tally import ResultRow
 
 WORKHOUSE_PNG = "_workhouse.png"   # feedback/<student>_workhouse.png
@@ -331,7 +330,7 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
         pages = written.write_written_pages(submissions, out_dir, questions, options.anonymous, secret=codes_key)
         write_atomic(out_dir / "written" / "problems.txt", "".join(f"{p}\n" for p in book.problems))
         if late is not None:
-            write_atomic(out_dir / PROBLEMS_NAME, "".join(f"{p}\n" for p in late.problems))
+            write_atomic(out_dir / LATE_PROBLEMS, "".join(f"{p}\n" for p in late.problems))
         meta = {"rubric": rubric_info(rubric), "versions": versions(), "intake_notes": notes,
                 "isolation": options.isolation, "limits": options.limits.to_dict(), "anonymous": options.anonymous,
                 "late_policy": ({**late.policy.to_dict(), "sha256": late.policy_sha256} if late is not None else None)}
@@ -346,14 +345,17 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
         shutil.rmtree(work_root, ignore_errors=True)
 
 
-LATE_COPIES = {"late_policy": POLICY_NAME, "submitted_at": "late_submitted_at.csv",
-               "extensions": "late_extensions.csv"}
+LATE_COPIES = {"late_policy": "late_policy.toml", "submitted_at": "late_submitted_at.csv",
+               "extensions": "late_extensions.csv"}   # OUT's copies (grader.policy.POLICY_NAME is the first)
+LATE_PROBLEMS = "late.txt"
 
 
 def _late_book(options: GradingOptions, out_dir: Path, students: list[str]) -> "LateBook | None":
     """The run's late policy: the files given, copied into OUT (so that regrade, report and
     export-lms apply the same ones), else the copies an earlier run left there; None without a
     policy. A bad policy is an error before anything is graded (``PolicyError``)."""
+    from grader.policy import LateBook, PolicyError  # TA side only: the student kit has no late policy
+
     data: dict[str, bytes | None] = {}
     for option, name in LATE_COPIES.items():
         given = getattr(options, option)

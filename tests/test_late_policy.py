@@ -152,3 +152,10 @@ def test_graded_with_a_policy_the_penalty_is_in_every_file_and_follows_the_marks
     policy.write_text(POLICY.replace("grace_minutes", "grace_mins"), "utf-8")
     assert main([*args, "--late-policy", str(policy)]) == 2
     assert (out / "late_policy.toml").read_text("utf-8") == POLICY
+
+
+def test_the_runs_names_for_the_copies_are_the_policys():
+    from grader.policy import POLICY_NAME, PROBLEMS_NAME
+    from grader.run import LATE_COPIES, LATE_PROBLEMS
+
+    assert (LATE_COPIES["late_policy"], LATE_PROBLEMS) == (POLICY_NAME, PROBLEMS_NAME)

@@ -82,6 +82,7 @@ CELL_MARKER_RE = re.compile(r"^# %% cell (\d+)$")
 
 SUBMISSION_MODULE = "submission"
 _REPEAT_ALARM_S = 0.05  # once a budget has run out, raise again every 50 ms until the code gives up
+_MIN_ALARM_S = 0.001    # the shortest re-arm of a budget's timer
 _SNIPPET_CHARS = 60
 _MESSAGE_CHARS = 300
 _POSITIONS_SHOWN = 5
@@ -521,7 +522,9 @@ class _Budget:
         self.credited = _LibraryImport.seconds
         if extra <= 0:
             return False
-        signal.setitimer(signal.ITIMER_REAL, extra)
+        # never below a millisecond: setitimer rounds to microseconds, and 0 disarms the timer
+        # (a library import of under 1 us, ``import time``, then left the budget unbounded)
+        signal.setitimer(signal.ITIMER_REAL, max(extra, _MIN_ALARM_S))
         return True
 
     def resume(self) -> None:
