@@ -580,3 +580,22 @@ def test_protocol_refuses_objects_and_oversized_values():
     assert reader.feed(protocol.frame(b"{}") + protocol.frame(b'{"a": 1}')[:6]) == [b"{}"]
     with pytest.raises(protocol.TooLarge):
         protocol.FrameReader(max_bytes=10).feed(protocol.frame(b"x" * 11))
+
+
+def test_groups_share_one_call_process_until_one_fails(pool, tmp_path):
+    """One fork per submission, not one per function: the groups run in one call process, which
+    keeps the module's state; what a function started is killed before the next group; after a
+    crash the groups left run in a fresh call process, forked from the loaded module again."""
+    groups = [[call("count1", "count")], [call("pid1", "my_pid"), call("sleeper", "start_sleeper")],
+              [call("count2", "count"), call("alive", "sleeper_alive"), call("pid2", "my_pid")],
+              [call("crash", "crash"), call("count_not_run", "count")],
+              [call("count3", "count"), call("pid3", "my_pid")], ADD]
+    result = submit(pool, tmp_path, "shared_calls", groups)
+    value = {cid: c.value["value"][0] for cid, c in result.calls.items() if c.status == "ok"}
+    assert value["count1"] == 1 and value["count2"] == 2  # one process: the module's state stayed
+    assert value["pid1"] == value["pid2"]
+    assert value["alive"] == 0.0, "a process started by one group ran on into the next"
+    assert result.calls["crash"].status == "crashed" and "status 3" in result.calls["crash"].error
+    assert result.calls["count_not_run"].status == "not_run"
+    assert value["count3"] == 1 and value["pid3"] != value["pid1"]  # a fresh process from P1's module
+    assert_add_graded(result)

@@ -6,7 +6,7 @@
       --pipes--> zygote x N (python -m grader.sandbox.zygote: torch, numpy, the in-sandbox harness)
         --fork--> supervisor S (namespaces; outside the sandbox's PID namespace; our code only)
           --fork--> P1, PID 1 of the sandbox: new root, no capabilities, rlimits; loads the module
-            --fork--> one call process per group of calls
+            --fork--> a call process for the groups of calls (a fresh one after a group fails)
 
 Usage::
 

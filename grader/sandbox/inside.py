@@ -2,15 +2,24 @@
 
 P1 finishes the sandbox (new root, rlimits, capabilities dropped), reports ``ready``, loads the
 student's module with ``grader.sandbox.loader``, reports ``loaded`` (or ``load_error``), then
-runs each *group* of calls in a forked call process, so that a crash, an exit or a hang costs
-that group only::
+runs the *groups* of calls (one group per graded function) in a forked call process, so that a
+crash, an exit or a hang costs that group only::
 
-    P1 (PID 1) --fork--> call process: for each call: "begin", execute_call, then one of
-                         "result" | "error" | "crashed"  (frames on the group's own pipe)
+    P1 (PID 1) --fork--> call process: for each group, for each call: "begin", execute_call,
+                         then one of "result" | "error" | "crashed" (frames on its own pipe);
+                         between two groups it waits for P1's go
        P1 relays each well-formed frame to the supervisor, kills the call process when a call
        runs past its wall time ("timeout") or sends malformed data, reports a death
-       ("crashed": signal or exit), marks the rest of the group "not_run", and kills every
-       other process of the submission before the next group.
+       ("crashed": signal or exit), marks the rest of the group "not_run", kills every other
+       process of the submission, and forks a fresh call process for the groups that remain.
+       Between two groups of a call process that is still well, P1 kills every process but
+       that call process before it says go.
+
+One call process runs every group until one fails (as the portable backend's child does): a
+fork and an exit of this interpreter cost tens of milliseconds, which one process per function
+paid eight times per submission. What one function changes in the module's state (a global, a
+monkeypatch) stays changed for the functions after it; that is the student's own process and
+state, as when the student runs the file, and the grader judges every function's values itself.
 
 Once the student's module has run in P1, P1 is as untrusted as the module: nothing here decides
 a verdict or holds an expected value, the supervisor outside checks the order of the frames and
@@ -40,7 +49,8 @@ from grader.sandbox.job import EXIT_CPU, EXIT_SETUP, Job  # noqa: E402
 _fork, _write, _read, _close, _pipe = os.fork, os.write, os.read, os.close, os.pipe
 _kill, _waitpid, _pidfd_open, _exit, _getpid = os.kill, os.waitpid, os.pidfd_open, os._exit, os.getpid
 _dup2, _open, _closerange, _setpgid, _killpg = os.dup2, os.open, os.closerange, os.setpgid, os.killpg
-_set_blocking = os.set_blocking
+_set_blocking, _listdir = os.set_blocking, os.listdir
+_pidfd_send_signal = signal.pidfd_send_signal
 _gc_freeze = gc.freeze
 _poll, _POLLIN, _POLLHUP = select.poll, select.POLLIN, select.POLLHUP
 _monotonic = time.monotonic
@@ -53,6 +63,8 @@ _WNOHANG = os.WNOHANG
 _signal, _SIG_DFL, _SIG_IGN = signal.signal, signal.SIG_DFL, signal.SIG_IGN
 
 IDLE_S = 5.0  # longest silence of a call process between two calls (harness code only)
+KILL_ROUNDS = 8  # rounds of killing between two groups (each kills what the last one missed)
+KILL_WAIT_S = 1.0  # how long one round waits for its processes to be dead
 RESET_SIGNALS = tuple(
     sig for sig in signal.Signals
     if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGXFSZ, signal.SIGPIPE, signal.SIGCHLD)
@@ -178,8 +190,9 @@ def _load_and_run(job: Job, channel: Channel) -> None:
         channel.send("loaded", notes=[_text(note) for note in notes],
                      fallback=[_text(part) for part in fallback] if fallback else None, tampering=_tampering())
         _kill_others(job, None)  # nothing started by the top level outlives the load
-        for group in job.groups:
-            _run_group(job, channel, namespace, group)
+        next_group = 0
+        while next_group < len(job.groups):
+            next_group = _run_groups(job, channel, namespace, job.groups, next_group)
         channel.send("finished")
     except BaseException as error:  # noqa: BLE001
         try:
@@ -235,19 +248,23 @@ def describe_status(status: int, job: Job, call: dict) -> tuple[str, str]:
     return "crashed", f"the process exited with status {code} (os._exit?) before returning"
 
 
-class _Group:
-    """P1's view of one running group: which call comes next, and until when it may take."""
+class _Span:
+    """P1's view of the groups one call process runs: which call comes next, until when it may
+    take, and whether a group has just ended (the call process then waits for P1's go)."""
 
-    def __init__(self, job: Job, channel: Channel, group: list[dict]) -> None:
-        self.job, self.channel, self.group = job, channel, group
+    def __init__(self, job: Job, channel: Channel, groups: list[list[dict]]) -> None:
+        self.job, self.channel = job, channel
+        self.calls = [call for group in groups for call in group]
+        self.group_of = [k for k, group in enumerate(groups) for _ in group]
         self.reader = protocol.FrameReader(frame_cap(job))
         self.index = 0  # the call whose outcome comes next
         self.wall: float | None = None  # the running call's wall time, while one runs
         self.deadline = _monotonic() + IDLE_S
+        self.between_groups = False  # a group ended: no frame may come before P1's go
 
     @property
     def done(self) -> bool:
-        return self.index >= len(self.group)
+        return self.index >= len(self.calls)
 
     def feed(self, chunk: bytes) -> tuple[str, str] | None:
         """Relay the whole frames in ``chunk``; a (status, message) failure for bad data."""
@@ -263,18 +280,24 @@ class _Group:
             if message.get("n") != self.job.nonce:
                 continue  # not written by the harness (a forgery): dropped
             kind = message.get("type")
-            if (self.done or message.get("id") != self.group[self.index]["id"]
+            if (self.done or self.between_groups or message.get("id") != self.calls[self.index]["id"]
                     or kind not in CALL_FRAMES or (kind == "begin" and self.wall is not None)):
                 return "crashed", "sent an unexpected message on the results channel"
             self.channel.relay(data)
             if kind == "begin":
-                self.wall = self.job.call_wall_s(self.group[self.index])
+                self.wall = self.job.call_wall_s(self.calls[self.index])
                 self.deadline = _monotonic() + self.wall
             else:
                 self.index += 1
                 self.wall = None
                 self.deadline = _monotonic() + IDLE_S
+                self.between_groups = not self.done and self.group_of[self.index] != self.group_of[self.index - 1]
         return None
+
+    def go_on(self) -> None:
+        """The next group may start (its silence allowance starts now)."""
+        self.between_groups = False
+        self.deadline = _monotonic() + IDLE_S
 
     def expired(self) -> tuple[str, str]:
         if self.wall is not None:
@@ -282,18 +305,34 @@ class _Group:
         return "crashed", f"stopped responding between calls for {IDLE_S:g} s"
 
 
-def _run_group(job: Job, channel: Channel, namespace: dict, group: list[dict]) -> None:
+def _span(job: Job, groups: list[list[dict]], first: int) -> list[list[dict]]:
+    """The groups one call process runs from ``first`` on: all that remain in a namespace
+    sandbox (a fork of this big interpreter costs tens of ms, one per function otherwise),
+    one at a time without isolation (there P1 cannot spare the call process when it kills the
+    others)."""
+    return groups[first:] if job.isolation == "namespaces" else groups[first:first + 1]
+
+
+def _run_groups(job: Job, channel: Channel, namespace: dict, groups: list[list[dict]], first: int) -> int:
+    """Run ``groups`` from ``first`` on in one forked call process, until one of its calls times
+    out, crashes or sends bad data (that call is reported, the rest of its group "not_run");
+    between two groups every other process of the submission is killed. The index of the
+    next group to run."""
+    span = _span(job, groups, first)
     read_fd, write_fd = _pipe()
+    go_read, go_write = _pipe()
     pid = _fork()
     if pid == 0:
         _close(read_fd)
-        _call_process(job, namespace, group, write_fd, channel.fd)
+        _close(go_write)
+        _call_process(job, namespace, span, write_fd, go_read, channel.fd)
     _close(write_fd)
+    _close(go_read)
     pidfd = _pidfd_open(pid)
     poller = _poll()
     poller.register(read_fd, _POLLIN)
     poller.register(pidfd, _POLLIN)
-    state = _Group(job, channel, group)
+    state = _Span(job, channel, span)
     failure: tuple[str, str] | None = None
     died = False
     statuses: dict[int, int] = {}
@@ -308,11 +347,20 @@ def _run_group(job: Job, channel: Channel, namespace: dict, group: list[dict]) -
                 died = True  # every writer is gone
         if pidfd in events:
             died = True
+        if failure is None and not died and state.between_groups:
+            statuses = _kill_all_but(job, pid)
+            died = pid in statuses
+            if not died:
+                try:
+                    _write(go_write, b"g")
+                except OSError:
+                    died = True
+                state.go_on()
         if failure is None and not died and not state.done and _monotonic() >= state.deadline:
             failure = state.expired()
     if died and failure is None and not state.done:
         # it died: relay what it wrote before dying, then say how it died
-        statuses = _kill_others(job, pid)
+        statuses.update(_kill_others(job, pid))
         _set_blocking(read_fd, False)
         while not state.done and failure is None:
             try:
@@ -331,13 +379,18 @@ def _run_group(job: Job, channel: Channel, namespace: dict, group: list[dict]) -
                 except ChildProcessError:
                     status = None
                     statuses[pid] = -1
-            failure = (describe_status(status, job, group[state.index]) if status is not None
+            failure = (describe_status(status, job, state.calls[state.index]) if status is not None
                        else ("crashed", "the call process disappeared"))
+    next_group = len(groups)
     if failure is not None and not state.done:
-        first = group[state.index]["id"]
-        channel.send(failure[0], id=first, error=failure[1])
-        for call in group[state.index + 1:]:
-            channel.send("not_run", id=call["id"], error=f"not run: call {first} of its group {_past(failure[0])}")
+        k = state.group_of[state.index]
+        first_id = state.calls[state.index]["id"]
+        channel.send(failure[0], id=first_id, error=failure[1])
+        for call in span[k][state.index - sum(len(g) for g in span[:k]) + 1:]:
+            channel.send("not_run", id=call["id"], error=f"not run: call {first_id} of its group {_past(failure[0])}")
+        next_group = first + k + 1
+    elif state.done:
+        next_group = first + len(span)
     if pid in statuses:  # reaped: its pid may belong to another process by now
         _kill_others(job, None)
     else:
@@ -350,8 +403,58 @@ def _run_group(job: Job, channel: Channel, namespace: dict, group: list[dict]) -
             _waitpid(pid, 0)
         except ChildProcessError:
             pass
-    _close(read_fd)
-    _close(pidfd)
+    for fd in (read_fd, go_write, pidfd):
+        _close(fd)
+    return next_group
+
+
+def _kill_all_but(job: Job, keep: int) -> dict[int, int]:
+    """From PID 1 of a namespace sandbox, between two groups: kill every process but PID 1 and
+    the call process ``keep`` and wait until they are dead (a process started by one function
+    never runs into the next), then reap P1's children; their statuses by pid (``keep``'s too
+    if it died meanwhile)."""
+    if job.isolation == "namespaces":
+        for _ in range(KILL_ROUNDS):  # a process may fork while the others are being killed
+            pidfds = []
+            for pid in _live_pids():
+                if pid not in (1, keep):
+                    try:
+                        pidfds.append(_pidfd_open(pid))
+                    except OSError:  # gone already
+                        pass
+            if not pidfds:
+                break
+            poller = _poll()
+            for fd in pidfds:
+                try:
+                    _pidfd_send_signal(fd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                poller.register(fd, _POLLIN)  # readable once the process has exited
+            deadline, pending = _monotonic() + KILL_WAIT_S, len(pidfds)
+            while pending and _monotonic() < deadline:
+                for fd, _ in poller.poll(max(1, math.ceil((deadline - _monotonic()) * 1000))):
+                    poller.unregister(fd)
+                    pending -= 1
+            for fd in pidfds:
+                _close(fd)
+    return _reap({})
+
+
+def _live_pids() -> list[int]:
+    """The sandbox's processes that are not zombies (its own /proc: PID 1's namespace)."""
+    pids = []
+    for name in _listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in (b"Z", b"X"):
+            pids.append(int(name))
+    return pids
 
 
 def _past(status: str) -> str:
@@ -362,8 +465,9 @@ CALL_FRAMES = ("begin", "result", "error", "crashed")
 
 
 # -------------------------------------------------------------------------------- call process
-def _call_process(job: Job, namespace: dict, group: list[dict], write_fd: int, p1_fd: int) -> None:
-    """Never returns."""
+def _call_process(job: Job, namespace: dict, groups: list[list[dict]], write_fd: int, go_fd: int,
+                  p1_fd: int) -> None:
+    """Run ``groups`` in order, each after P1's go on ``go_fd`` (the first at once). Never returns."""
     try:
         _close(p1_fd)  # the supervisor's channel stays P1's alone
         if job.isolation != "namespaces":
@@ -374,8 +478,11 @@ def _call_process(job: Job, namespace: dict, group: list[dict], write_fd: int, p
             except (OSError, ValueError, RuntimeError):
                 pass
         channel = Channel(write_fd, job.nonce, frame_cap(job))
-        for call in group:
-            _one_call(job, namespace, call, channel)
+        for k, group in enumerate(groups):
+            if k and _read(go_fd, 1) != b"g":  # P1 has killed what the last group started
+                _exit(EXIT_SETUP)
+            for call in group:
+                _one_call(job, namespace, call, channel)
     except BaseException:  # noqa: BLE001
         _exit(EXIT_SETUP)
     _exit(0)

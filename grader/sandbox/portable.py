@@ -19,7 +19,7 @@ child's start (``START_S``), the load (``Job.load_wall_s`` plus ``GRACE_S``), ea
 when the child dies or sends bad data, it kills the child (its process group on POSIX, its
 process tree on Windows); the call under way gets "timeout" or "crashed", the rest of its group
 "not_run", and a fresh child (which loads the module again) runs the groups that remain, as the
-sandbox runs each group in a fresh process. ``run`` in mode "full" falls back to "definitions"
+sandbox forks a fresh call process for them. ``run`` in mode "full" falls back to "definitions"
 when the whole load times out, as ``SandboxPool.run`` does. The results are ``SandboxResult``
 and ``CallResult`` with the sandbox's statuses and messages; ``isolation`` is "portable".
 """
