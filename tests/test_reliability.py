@@ -236,3 +236,68 @@ def test_gradescope_without_namespaces_a_submission_cannot_forge_results(tmp_pat
     out = run_in_gradescope_layout(root)
     assert not forged.exists()
     assert json.loads((root / "results" / "results.json").read_text("utf-8")) == out
+
+
+CAPLESS_ATTACK = '''
+import glob, json, os
+did = {}
+def attempt(name, act):
+    try:
+        act()
+        did[name] = True
+    except OSError:
+        did[name] = False
+attempt("write", lambda: open(RESULTS + "/forged.json", "w").write('{"score": 100}'))
+attempt("results_json", lambda: open(RESULTS + "/results.json", "w").write("forged"))
+attempt("chmod", lambda: os.chmod(RESULTS, 0o777))
+attempt("chown", lambda: os.chown(RESULTS, os.getuid(), os.getgid()))
+grading = glob.glob(TMP + "/grader-gradescope-*")
+did["found_grading_folder"] = bool(grading)
+attempt("grading_folder", lambda: os.listdir(grading[0]))
+def swap():  # uid 0 owns /autograder: rename the closed folder away and put its own in its place
+    os.rename(RESULTS, RESULTS + "-aside")
+    os.mkdir(RESULTS)
+    os.mkdir(RESULTS + "/results.json")  # the grader's os.replace onto it would fail
+attempt("swap", swap)
+open(LEAK + "/did.json", "w").write(json.dumps(did))
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: without it the submission runs as the grader's own user")
+def test_gradescope_without_namespaces_root_without_capabilities_cannot_forge_results(tmp_path, monkeypatch):
+    """A root grader whose Python is closed to other users (this machine's: /root/.pyenv) runs the
+    submission as uid 0 without capabilities: root's own folders are open to it, so the results
+    folder and the grading's temporary folder belong to uid 65534 with mode 0700, and a results
+    folder renamed away is replaced before the write. (With a Python others can run, the same
+    holds for the separate uid.)"""
+    import tempfile
+
+    from grader.exports.gradescope import CLOSED_OWNER, run_in_gradescope_layout, unsandboxed_user
+
+    monkeypatch.setenv("GRADER_SANDBOX", "none")
+    os.chmod(tmp_path, 0o755)
+    scratch, leak = tmp_path / "tmp", tmp_path / "leak"
+    scratch.mkdir(mode=0o755)
+    leak.mkdir()
+    os.chmod(leak, 0o777)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the grading's folder, where the attack looks
+    root = tmp_path / "autograder"
+    values = {"RESULTS": str(root / "results"), "TMP": str(scratch), "LEAK": str(leak)}
+    source = "".join(f"{name} = {value!r}\n" for name, value in values.items()) + CAPLESS_ATTACK
+    _gradescope(tmp_path, source)
+    out = run_in_gradescope_layout(root)
+    assert (leak / "did.json").exists(), out["output"]
+    did = json.loads((leak / "did.json").read_text("utf-8"))  # the top level ran to its end
+    assert did["found_grading_folder"]
+    assert not any(did[k] for k in ("write", "results_json", "chmod", "chown", "grading_folder")), did
+    assert out["extra_data"]["isolation"] == "none", out["output"]
+    assert out["extra_data"]["unsandboxed_user"] == unsandboxed_user()
+    results = root / "results"
+    assert not (results / "forged.json").exists() and not (tmp_path / "autograder" / "results-aside" / "forged.json").exists()
+    assert json.loads((results / "results.json").read_text("utf-8")) == out
+    st = os.lstat(results)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (CLOSED_OWNER, 0o700)
+    if unsandboxed_user() == "root_without_capabilities":
+        assert did["swap"]  # possible: and replaced before the write (the swapped-in folder moved aside)
+        assert [p.name.split("-")[0] for p in root.glob("results.replaced-*")] == ["results.replaced"]
+        assert "results.json is written to (it belongs to another user)" in out["output"]

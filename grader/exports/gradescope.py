@@ -23,6 +23,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import secrets
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -145,7 +147,8 @@ UNSANDBOXED_USERS = {
     "separate_user": ("as a separate unprivileged user, which cannot write the grader's files or the folder "
                       "results.json is written to"),
     "root_without_capabilities": ("as root with every capability dropped (this container's Python is in a folder "
-                                  "closed to other users, so no separate user could run it)"),
+                                  "closed to other users, so no separate user could run it), which cannot write the "
+                                  "folder results.json is written to (it belongs to another user)"),
     "grader_user": "as the grader's own user (uid {uid})",
 }
 
@@ -309,17 +312,61 @@ def _failure_results(message: str, started: float, config: GradescopeConfig) -> 
     }
 
 
+#: The owner of the folders a submission must not write, when the grader is root: "nobody", neither
+#: root nor any sandbox uid (``grader.sandbox.job.SANDBOX_ID_BASE`` + a pid). Mode 0700 leaves them
+#: to that owner and to a process with ``CAP_DAC_OVERRIDE`` (the grader); a submission run as uid 0
+#: without capabilities is neither, and cannot chmod or chown them back (no ``CAP_FOWNER``/``CAP_CHOWN``).
+CLOSED_OWNER = 65534
+
+
+def close_to_submissions(folder: Path) -> None:
+    """``folder`` closed to every writer but the grader: owned by ``CLOSED_OWNER`` with mode 0700
+    when the grader is root (root's own folders are open to a capability-less uid 0); else only
+    group and other write taken away (a submission runs as the grader's own user then)."""
+    if os.geteuid() == 0:
+        try:
+            os.chown(folder, CLOSED_OWNER, CLOSED_OWNER, follow_symlinks=False)
+        except OSError:
+            pass  # a root without CAP_CHOWN: ``closed_to_root`` says so, and that mode is refused
+        os.chmod(folder, 0o700)
+        return
+    mode = folder.stat().st_mode & 0o7777
+    if mode & 0o022:
+        os.chmod(folder, mode & ~0o022)
+
+
+def closed_to_root(folder: Path) -> bool:
+    """Whether a capability-less uid 0 can neither write ``folder`` nor give itself the right to."""
+    st = os.lstat(folder)
+    return stat.S_ISDIR(st.st_mode) and st.st_uid != 0 and not st.st_mode & 0o077
+
+
 def closed_results_folder(folder: Path) -> Path:
-    """``folder`` (``/autograder/results``) made, and closed to writers other than its owner (the
-    grader): a submission run as another user can neither write ``results.json`` nor replace it."""
+    """``folder`` (``/autograder/results``) made, and closed to writers other than the grader
+    (``close_to_submissions``): a submission run as another user, or as uid 0 without
+    capabilities, can neither write ``results.json`` nor replace it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if folder.is_symlink():
         raise OSError(f"{folder} is a symbolic link: refusing to write results through it")
-    mode = folder.stat().st_mode & 0o7777
-    if mode & 0o022:
-        os.chmod(folder, mode & ~0o022)
+    close_to_submissions(folder)
     return folder
+
+
+def _results_destination(folder: Path, closed: os.stat_result) -> Path:
+    """``folder/results.json``, ``folder`` still the one closed before grading. A submission run as
+    uid 0 owns ``/autograder`` and can rename the closed folder and make its own in its place:
+    whatever is there now is moved aside, and a fresh closed folder made."""
+    try:
+        now = os.lstat(folder)
+        same = (now.st_dev, now.st_ino) == (closed.st_dev, closed.st_ino) and stat.S_ISDIR(now.st_mode)
+    except FileNotFoundError:
+        now, same = None, False
+    if not same:
+        if now is not None:
+            os.rename(folder, folder.with_name(f"{folder.name}.replaced-{secrets.token_hex(6)}"))
+        closed_results_folder(folder)
+    return folder / "results.json"
 
 
 def run_in_gradescope_layout(root: Path = Path("/autograder"), config: GradescopeConfig = GradescopeConfig(),
@@ -334,8 +381,12 @@ def run_in_gradescope_layout(root: Path = Path("/autograder"), config: Gradescop
     (Docker's default seccomp profile forbids them) ``isolation="none"``: separate processes with
     rlimits, no capabilities, no_new_privs and seccomp, inside Gradescope's throwaway container;
     when the grader is root, the submission's processes run as an unprivileged uid of their own
-    (``grader.sandbox.privileges.drop_root``), and ``root/results`` is closed to other writers
-    (``closed_results_folder``), so the submission cannot forge ``results.json``.
+    (``grader.sandbox.privileges.drop_root``); where this Python is closed to other users it stays
+    uid 0 without capabilities. Either way ``root/results`` and the grading's temporary folder are
+    owned by ``CLOSED_OWNER`` with mode 0700 (``close_to_submissions``), and a results folder the
+    submission renamed away is replaced before the write, so the submission cannot forge
+    ``results.json``; a root that cannot give the results folder away refuses to run a submission
+    as uid 0 without capabilities (a results.json saying so is written).
     ``allow_unsandboxed=False`` refuses that case instead (a results.json saying so is written).
     The top-level output states which isolation was used. Returns what was written.
     """
@@ -345,7 +396,9 @@ def run_in_gradescope_layout(root: Path = Path("/autograder"), config: Gradescop
 
     started = time.perf_counter()
     root = Path(root)
-    destination = closed_results_folder(root / "results") / "results.json"
+    results_folder = closed_results_folder(root / "results")
+    closed = os.lstat(results_folder)
+    destination = results_folder / "results.json"
     if os.environ.get("GRADER_SANDBOX", "").strip().lower() == "none":  # as grader.check: force the fallback
         available, why = False, "GRADER_SANDBOX=none"
     else:
@@ -355,8 +408,17 @@ def run_in_gradescope_layout(root: Path = Path("/autograder"), config: Gradescop
                                    "was not allowed", started, config)
         write_atomic(destination, results_json_text(results))
         return results
+    if not available and unsandboxed_user() == "root_without_capabilities" and not closed_to_root(results_folder):
+        results = _failure_results(f"kernel isolation is unavailable here ({why}), the submission would run as uid 0 "
+                                   f"without capabilities, and {results_folder} could not be given to uid "
+                                   f"{CLOSED_OWNER} with mode 0700, so the submission could write results.json: "
+                                   "refusing to grade", started, config)
+        write_atomic(destination, results_json_text(results))
+        return results
     try:
         with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as tmp:
+            if not available:  # the class copy and the grading's output: out of the submission's reach
+                close_to_submissions(Path(tmp))
             class_dir = Path(tmp) / "class"
             class_dir.mkdir()
             if (root / "submission").is_dir():
@@ -378,5 +440,9 @@ def run_in_gradescope_layout(root: Path = Path("/autograder"), config: Gradescop
                                    isolation=isolation_text(result, "" if available else why))
     except Exception as error:  # noqa: BLE001 - Gradescope must always get a results.json
         results = _failure_results(f"{type(error).__name__}: {error}", started, config)
+    try:
+        destination = _results_destination(results_folder, closed)
+    except OSError:  # the write below says what is wrong
+        pass
     write_atomic(destination, results_json_text(results))
     return results
