@@ -584,6 +584,8 @@ def model(ids, events):
                 return ("stream_error",)
             end = event[1]
         elif kind == "done":
+            if end is None:  # done before end: a frame out of order
+                return ("stream_error",)
             return ("done", end, recorded, bool(events[position + 1:]))
         else:
             return ("stream_error",)
@@ -597,17 +599,13 @@ def check_stream_error(result, ids, restarts: int) -> None:
 
 
 def check_done(result, ids, end, recorded) -> None:
-    if end is None:
-        assert result.status == "sandbox_error"
-        assert result.message.startswith("the supervisor ended without a report")
-    else:
-        status = end.get("status", "ok")
-        assert result.status == status
-        assert len(result.message) <= 4000
-        assert len(result.stdout) <= 1 << 20
-        dropped = end.get("output_dropped_bytes", 0)
-        assert result.output_dropped_bytes == (dropped if type(dropped) is int and dropped >= 0 else 0)
-        assert len(result.suspected_tampering) <= 20
+    status = end.get("status", "ok")
+    assert result.status == status
+    assert len(result.message) <= 4000
+    assert len(result.stdout) <= 1 << 20
+    dropped = end.get("output_dropped_bytes", 0)
+    assert result.output_dropped_bytes == (dropped if type(dropped) is int and dropped >= 0 else 0)
+    assert len(result.suspected_tampering) <= 20
     for call_id in ids:
         call = result.calls[call_id]
         if call_id not in recorded:
@@ -782,13 +780,16 @@ def test_unexpected_stream_states_restart_the_zygote(case, pool, fake, tmp_path)
     assert_next_run_clean(pool, fake, tmp_path, restarts=1)
 
 
-def test_done_without_end_is_a_sandbox_error_without_restart(pool, fake, tmp_path):
+def test_done_without_end_is_a_stream_error_with_restart(pool, fake, tmp_path):
+    """``done`` before ``end`` is a frame out of order: nothing of the run is kept (not even the
+    call that came back), and the zygote is replaced before the next submission."""
     result = submit(pool, fake, tmp_path, GROUPS,
                     lambda r: [call_frame(r["session"], "c0", {"v": 1.0}), done_frame(r["session"], exit=9)])
-    assert result.status == "sandbox_error" and "without a report" in result.message
-    assert result.calls["c0"].status == "ok" and result.calls["c1"].status == "not_run"
-    assert fake.restarts == 0
-    assert_next_run_clean(pool, fake, tmp_path, restarts=0)
+    assert result.status == "sandbox_error" and "without a report (wait status 9)" in result.message
+    assert result.message.startswith("StreamError")
+    assert {c.status for c in result.calls.values()} == {"not_run"}
+    assert fake.restarts == 1
+    assert_next_run_clean(pool, fake, tmp_path, restarts=1)
 
 
 # ------------------------------------------------------------------------- gaps the fuzz found

@@ -261,13 +261,12 @@ class SandboxPool:
                 dropped = message.get("output_dropped_bytes", 0)
                 result.output_dropped_bytes = dropped if type(dropped) is int and dropped >= 0 else 0
             elif kind == "done":
+                if not end_seen:  # a frame out of order, like any other: this zygote is not reused
+                    raise StreamError(f"the supervisor ended without a report (wait status "
+                                      f"{clean_text(message.get('exit'), 40)}); the zygote was restarted")
                 if reader.queue or reader.pending:
                     raise StreamError("data after the end of the run on the sandbox's stream")
                 _annotate(result, message, limits)
-                if not end_seen:
-                    result.status = "sandbox_error"
-                    result.message = (f"the supervisor ended without a report "
-                                      f"(wait status {clean_text(message.get('exit'), 40)})")
                 return
             else:
                 raise StreamError(f"an unexpected {clean_text(kind, 40)!r} frame on the sandbox's stream")
