@@ -16,7 +16,8 @@ from grader.checks import SuiteBuilder, fvbn
 from grader.checks.base import Case, Check, Suite, Verdict
 from grader.oracle import OracleUnavailable
 from grader.reference_oracle import ReferenceOracle
-from grader.rubric import load_rubric
+from grader.check import TA_ONLY
+from grader.rubric import load_rubric, public_rubric
 from grader.table_oracle import TableOracle
 from reference import formulas
 from reference.models.fvbn import LogisticFVBN
@@ -98,6 +99,42 @@ def test_a_right_sampler_is_not_failed_for_log_probs_mistake_and_says_why():
     assert sampling.passed, sampling.message
     assert "the sampler is right" in sampling.message and "log_prob_consistent" in sampling.message
     assert sampling.diagnosis is None and "ancestral" not in sampling.message
+
+
+class AncestralFromZeros(LogisticFVBN):
+    """A wrong sampler (every coordinate drawn from forward(0)) and a right log_prob."""
+
+    @torch.no_grad()
+    def sample(self, n, generator=None):
+        return torch.bernoulli(torch.sigmoid(self.forward(torch.zeros(n, self.dim))), generator=generator)
+
+
+class BothWrong(AncestralFromZeros):
+    log_prob = LogProbSigmoidTwice.log_prob
+
+
+def test_the_kit_names_log_probs_mistake_instead_of_the_sampling_advice():
+    """The self-check has no log_prob_consistent (no chain rule): a right sampler judged against a
+    wrong log_prob fails sampling_consistent by log_prob's name, as the grader explains it (one
+    definition), never with the ancestral-sampling advice; a wrong sampler still gets that advice."""
+    kit_rubric = public_rubric(RUBRIC, drop=TA_ONLY)
+    suite = fvbn.build_suite(kit_rubric, TableOracle.__new__(TableOracle))
+    assert "log_prob_consistent" not in {c.name for c in suite.checks}
+
+    def sampling(rubric, suite, cls):
+        return next(r for r in run_trusted(suite, _fvbn_namespace(cls), rubric) if r.name == "sampling_consistent")
+
+    kit = sampling(kit_rubric, suite, LogProbSigmoidTwice)
+    assert not kit.passed and kit.diagnosis == "log_prob_not_chain_rule", kit.message
+    assert "the sampler is right" in kit.message and "fix log_prob, not sample" in kit.message
+    assert "ancestral" not in kit.message
+    graded = sampling(RUBRIC, FVBN_SUITE, LogProbSigmoidTwice)   # the grader: log_prob_consistent counts it
+    assert graded.passed and kit.message.split("\n")[-1].startswith(graded.message.split(", which")[0])
+    for cls in (AncestralFromZeros, BothWrong):
+        for rubric, s in ((kit_rubric, suite), (RUBRIC, FVBN_SUITE)):
+            result = sampling(rubric, s, cls)
+            assert (result.passed, result.diagnosis) == (False, "sampling_mismatch"), (cls, result.message)
+            assert "ancestral sampling" in result.message
 
 
 def test_a_gate_that_names_no_check_is_an_error_when_the_suite_is_built():

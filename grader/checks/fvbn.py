@@ -16,6 +16,8 @@ returns raw outputs of ``forward`` (on every binary vector of the dimension), ``
 * ``normalised``: ``logsumexp`` of ``log_prob`` over all 2^d vectors is 0 (d = 4, 6, 10).
 * ``sampling_consistent``: a chi-square goodness-of-fit test of 20000 samples (d = 4) against
   ``exp(log_prob)``; a correct sampler fails it with probability ``sampling_alpha`` (rubric).
+  When the samples follow forward's own conditionals and log_prob's conditionals are not forward's,
+  the failure is log_prob's (``explained_by_log_prob``, the same in the kit): named as such.
 * ``sample_reproducible``: the same generator seed gives identical samples; another seed does not.
 """
 from __future__ import annotations
@@ -218,7 +220,7 @@ def chi_square_pvalue(samples: np.ndarray, log_prob: np.ndarray, min_expected: f
     return float(result.pvalue), int(keep.sum()) - 1
 
 
-def judge_sampling(rubric: Rubric, oracle, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
+def judge_sampling(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
     case = check.cases[0]
     value, reason = _usable(case, outcomes)
     if reason:
@@ -233,9 +235,9 @@ def judge_sampling(rubric: Rubric, oracle, check: Check, outcomes: dict[str, Out
     pvalue, dof = chi_square_pvalue(samples, log_prob)
     alpha = rubric.sampling_alpha
     if pvalue < alpha:
-        explained = _explained_by_log_prob(oracle, case, value, samples, alpha)
-        if explained:  # one mistake (log_prob's), counted once: by log_prob_consistent
-            return Verdict(True, explained)
+        explained = explained_by_log_prob(rubric, value, samples)
+        if explained is not None:
+            return explained
         return Verdict(False, f"{SAMPLE_N} samples of FVBN({SAMPLE_DIM}) do not follow exp(log_prob): chi-square "
                               f"p-value {pvalue:.3g} < alpha {alpha:g} ({dof} degrees of freedom)",
                        expected=f"p-value >= {alpha:g}", got=f"{pvalue:.3g}", diagnosis="sampling_mismatch",
@@ -243,24 +245,91 @@ def judge_sampling(rubric: Rubric, oracle, check: Check, outcomes: dict[str, Out
     return Verdict(True, f"chi-square p-value {pvalue:.3g} >= {alpha:g}")
 
 
-def _explained_by_log_prob(oracle, case: Case, value: dict, samples: np.ndarray, alpha: float) -> str | None:
-    """When the samples do follow forward's own conditionals (ancestral sampling is right) but
-    ``log_prob`` disagrees with the chain rule on forward, the failure is ``log_prob``'s, counted by
-    ``log_prob_consistent``: the sampler passes, and says why. None when that is not what happened,
-    or the oracle (the kit's) cannot compute the chain rule."""
-    if not getattr(oracle, "has_chain_rule", False):
-        return None
+def forward_conditionals(forward: np.ndarray, dim: int, atol: float) -> list[np.ndarray] | None:
+    """Per coordinate i (0-based), the logit of p(x_i = 1 | x_<i) that ``forward`` gives for each
+    prefix x_<i (indexed by its code, x_1 most significant), read from ``forward`` on all 2^dim
+    vectors in ``all_binary`` order; None when some output i depends on x_i or a later coordinate
+    on these vectors (then forward has no conditionals to read: ``autoregressive`` names that)."""
+    rows = np.asarray(forward, dtype=np.float64).reshape((2,) * dim + (dim,))
+    out = []
+    for i in range(dim):
+        by_prefix = rows[..., i].reshape(2 ** i, 2 ** (dim - i))
+        if not np.allclose(by_prefix, by_prefix[:, :1], rtol=0, atol=atol):
+            return None
+        out.append(by_prefix[:, 0])
+    return out
+
+
+def log_prob_conditionals(log_prob: np.ndarray, dim: int) -> list[np.ndarray]:
+    """Per coordinate i, the logit of p(x_i = 1 | x_<i) under ``softmax(log_prob)`` (the
+    distribution the sampling test compares the samples with), for each prefix code; found by
+    marginalising, whatever log_prob's formula."""
+    table = np.asarray(log_prob, dtype=np.float64).reshape((2,) * dim)
+    out = []
+    for i in range(dim):
+        marginal = logsumexp(table, axis=tuple(range(i + 1, dim))) if i + 1 < dim else table
+        marginal = marginal.reshape(2 ** i, 2)
+        with np.errstate(invalid="ignore"):
+            out.append(marginal[:, 1] - marginal[:, 0])
+    return out
+
+
+def conditional_pvalue(samples: np.ndarray, logits: list[np.ndarray], min_expected: float = 5.0) -> float:
+    """p-value of the hypothesis that ``samples`` [n, d] were drawn coordinate by coordinate with
+    p(x_i = 1 | x_<i) = sigmoid(logits[i][prefix code]): the squared standardised binomial
+    residuals of every (coordinate, prefix) with at least ``min_expected`` expected ones and zeros,
+    summed (chi-square, one degree of freedom each). 0 when a sample has probability 0."""
+    n, dim = samples.shape
+    bits = samples.astype(np.int64)
+    stat, dof = 0.0, 0
+    for i in range(dim):
+        codes = bits[:, :i] @ (1 << np.arange(i - 1, -1, -1)) if i else np.zeros(n, dtype=np.int64)
+        totals = np.bincount(codes, minlength=2 ** i).astype(np.float64)
+        ones = np.bincount(codes, weights=bits[:, i], minlength=2 ** i)
+        with np.errstate(over="ignore"):
+            p = 1.0 / (1.0 + np.exp(-np.asarray(logits[i], dtype=np.float64)))
+        if ((p == 0) & (ones > 0)).any() or ((p == 1) & (ones < totals)).any():
+            return 0.0
+        keep = (totals * p >= min_expected) & (totals * (1 - p) >= min_expected)
+        expected = totals[keep] * p[keep]
+        stat += float(np.sum((ones[keep] - expected) ** 2 / (expected * (1 - p[keep]))))
+        dof += int(keep.sum())
+    return float(stats.chi2.sf(stat, dof)) if dof else 1.0
+
+
+def explained_by_log_prob(rubric: Rubric, value: dict, samples: np.ndarray) -> Verdict | None:
+    """The sampling test's failure, when ``log_prob`` explains it: the samples follow forward's own
+    conditionals (ancestral sampling is right) and exp(log_prob)'s conditionals are not forward's
+    (log_prob is not the chain rule on forward). The one definition of the grader and of the
+    student kit, which has no chain rule: log_prob's conditionals come from marginalising
+    exp(log_prob). Where ``log_prob_consistent`` is graded (the TA's grading), it counts that
+    mistake and the sampler passes; in the kit, which cannot run it, this check reports it, by
+    name (never as a sampling mistake). None when the failure is not explained so."""
     forward, why = _rows(value, "forward")
-    if why:
+    log_prob, why_lp = _rows(value, "log_prob")
+    if why or why_lp:
         return None
-    x = case.extra["forward"].astype(np.float64)
-    chain = oracle.chain_rule(x, forward.reshape(x.shape))
-    log_prob, _ = _rows(value, "log_prob")
-    if np.allclose(chain, log_prob, rtol=0, atol=1e-4) or chi_square_pvalue(samples, chain)[0] < alpha:
+    atol = rubric.tolerances["fvbn"].atol
+    conditionals = forward_conditionals(forward, SAMPLE_DIM, atol)
+    if conditionals is None:
         return None
-    return (f"{SAMPLE_N} samples of FVBN({SAMPLE_DIM}) follow the conditionals of forward(x): the sampler is "
-            "right; exp(log_prob) disagrees with them because log_prob is not the chain rule on forward, "
-            "which log_prob_consistent counts (the self-check, without the chain rule, cannot tell them apart)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        p_forward = [1.0 / (1.0 + np.exp(-c)) for c in conditionals]
+        p_log_prob = [1.0 / (1.0 + np.exp(-c)) for c in log_prob_conditionals(log_prob, SAMPLE_DIM)]
+    if all(np.allclose(a, b, rtol=0, atol=atol) for a, b in zip(p_forward, p_log_prob)):
+        return None   # log_prob agrees with forward: the sampler is what fails
+    if conditional_pvalue(samples, conditionals) < rubric.sampling_alpha:
+        return None   # the samples do not follow forward's conditionals either
+    found = (f"{SAMPLE_N} samples of FVBN({SAMPLE_DIM}) follow the conditionals of forward(x): the sampler is "
+             "right; exp(log_prob) disagrees with them because log_prob is not the chain rule on forward's "
+             "logits")
+    if "log_prob_consistent" in rubric.points.get(FUNCTION, {}):
+        return Verdict(True, f"{found}, which log_prob_consistent counts")
+    name = "log_prob_not_chain_rule"   # the self-check: log_prob_consistent is the TA's only
+    return Verdict(False, f"{found} (the TA's grading counts it under log_prob_consistent, which this "
+                          "self-check cannot run; fix log_prob, not sample)",
+                   expected="exp(log_prob) with forward's conditionals", got="other conditionals",
+                   diagnosis=name, explanation=GENERIC[name])
 
 
 def judge_reproducible(rubric: Rubric, check: Check, outcomes: dict[str, Outcome]) -> Verdict:
@@ -313,7 +382,7 @@ def build_suite(rubric: Rubric, oracle) -> Suite:
         "sampling_consistent": (judge_sampling, (sampling,), "samples follow exp(log_prob) (chi-square test)", ("interface",)),
         "sample_reproducible": (judge_reproducible, (sampling,), "sample is reproducible with a torch.Generator", ("interface",)),
     }
-    judges_with_oracle = {judge_log_prob, judge_sampling}
+    judges_with_oracle = {judge_log_prob}
     if "log_prob_consistent" in rubric.points[FUNCTION] and not getattr(oracle, "has_chain_rule", False):
         raise ValueError("FVBN/log_prob_consistent needs an oracle with the chain rule (the reference): "
                          "drop it from this rubric (the kit does)")
