@@ -74,6 +74,114 @@ def test_settings_come_from_the_rubric_in_use(tmp_path):
         workhouse.build_suite(load_rubric(bare))
 
 
+def test_the_settings_and_cases_are_built_once_per_suite_however_many_pictures(monkeypatch):
+    """build_suite reads the settings once; the picture of every submission uses the suite's own
+    ring case and seeds (nothing is rebuilt per submission), and a rubric whose suite was not built
+    in this process is built once, at its first picture."""
+    from collections import Counter
+
+    from grader.checks.workhouse import picture, settings, suite
+
+    calls: Counter = Counter()
+
+    def count(module, name):
+        real = getattr(module, name)
+
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, counted)
+
+    for module in (settings, suite, picture):
+        for name in ("load_settings", "load_context", "build_cases", "reference_stats", "ring_data", "ring_networks",
+                     "probe_networks"):
+            if hasattr(module, name):
+                count(module, name)
+    seen = []
+    monkeypatch.setattr(picture, "evaluate_outcome", lambda value, case, seed: (seen.append((case, seed)), (None, "x"))[1])
+    value = {"generator": {"state": {}, "problems": []}, "history": {}}
+
+    for offset, build_first in ((1, True), (2, False)):   # rubrics no other test built a suite of
+        rubric = dataclasses.replace(RUBRIC, seed=RUBRIC.seed + offset)
+        calls.clear()
+        seen.clear()
+        if build_first:
+            built = workhouse.build_suite(rubric)
+            assert calls["load_settings"] == 1 and calls["ring_data"] == 1, calls
+        before = None
+        for student in range(4):
+            assert workhouse.plot_data(FakeOutcome(workhouse.MAIN_ID, "ok", value), rubric) is None
+            before = before or Counter(calls)
+            assert calls == before, "a picture rebuilt the settings or the cases"
+        assert calls["load_settings"] == 1 and calls["ring_data"] == 1 and calls["ring_networks"] == 1, calls
+        ctx, _, main = workhouse.suite_parts(rubric)
+        assert all(case is main and seed == ctx.seeds["eval"] for case, seed in seen) and len(seen) == 4
+        if build_first:
+            assert main in next(c for c in built.checks if c.name == "ring_distance").cases
+
+
+def test_the_workhouse_checks_are_a_package_one_module_per_job():
+    import ast
+    import pkgutil
+    from pathlib import Path
+
+    assert hasattr(workhouse, "__path__"), "grader.checks.workhouse is one module again"
+    jobs = {"settings", "networks", "catalogue", "probe", "reading", "judges", "suite", "picture"}
+    assert jobs <= {m.name for m in pkgutil.iter_modules(workhouse.__path__)}
+    # the package's __init__ only re-exports: every job's code lives in its own module
+    tree = ast.parse(Path(workhouse.__file__).read_text("utf-8"))
+    assert [type(node).__name__ for node in tree.body
+            if not isinstance(node, (ast.Expr, ast.ImportFrom, ast.Import))] == []
+
+
+def test_the_network_spec_has_one_home_shared_with_the_sandbox():
+    """The layer table and the describing code live in grader.sandbox.workhouse_calls only: the
+    grader describes its networks with the very function the sandbox's rebuilding mirrors."""
+    from pathlib import Path
+
+    from grader.checks.workhouse import networks
+    from grader.sandbox import workhouse_calls
+    from reference.workhouse_stats import ring_networks
+
+    assert networks.describe_network is workhouse_calls.describe_network
+    assert networks.network_spec.__code__.co_names == ("describe_network",)   # a wrapper, nothing else
+    for which, net in zip(("generator", "discriminator"), ring_networks(0)):
+        spec, flat = workhouse_calls.describe_network(net)
+        assert MAIN.extra[which] == spec and {layer["type"] for layer in spec["layers"]} <= set(workhouse_calls.LAYERS)
+        rebuilt = build_network(MAIN.extra[which], MAIN.extra[f"{which}_weights"])
+        assert [(k, v.shape) for k, v in rebuilt.state_dict().items()] == \
+            [(k, v.shape) for k, v in net.state_dict().items()]
+    # no second layer table (or spec writer) anywhere else in the grader
+    grader_dir = Path(workhouse_calls.__file__).resolve().parents[1]
+    words = ("negative_slope", "in_features", "leaky_relu", "nn.Linear", "nn.LeakyReLU", "def describe_layer",
+             "def describe_network", "def build_layer")
+    others = {str(path.relative_to(grader_dir)): [w for w in words if w in path.read_text("utf-8")]
+              for path in grader_dir.rglob("*.py") if path.name != "workhouse_calls.py"}
+    assert {path: found for path, found in others.items() if found} == {}
+
+
+def test_every_trusted_loop_is_written_out_as_a_plain_training_loop():
+    """Each loop of tests/workhouse_loops.py is its own code, written as real code makes its
+    mistake: a module-level function, no closure over knobs, no call of another loop or of a
+    shared knob loop (the grader's ``knob_loop`` or a twin of it); only ``_adam`` and ``_batch``."""
+    import inspect
+
+    import workhouse_loops
+
+    helpers = {name for name, f in vars(workhouse_loops).items()
+               if inspect.isfunction(f) and f.__module__ == workhouse_loops.__name__}
+    loops = {**CORRECT, **{name: loop for name, (loop, _) in MISTAKES.items()}}
+    for name, loop in loops.items():
+        assert inspect.isfunction(loop) and loop.__module__ == workhouse_loops.__name__, name
+        assert "<locals>" not in loop.__qualname__ and loop.__closure__ is None, (name, loop.__qualname__)
+        assert getattr(workhouse_loops, loop.__name__) is loop, name
+        called = set(loop.__code__.co_names)
+        assert called & helpers <= {"_adam", "_batch"} and "knob_loop" not in called, (name, called & helpers)
+        source = inspect.getsource(loop)
+        assert "for _ in range(steps):" in source and ".backward(" in source, name
+    assert len(set(loops.values())) == len(loops)   # no loop stands in for two entries
+
+
 def test_modes_covered_and_sample_quality_are_reported_but_not_graded():
     """Neither can fail for a mistake without failing correct loops: the high-quality fraction of
     correct runs goes down to 1 sample in 2000 (benchmarks/WORKHOUSE.md)."""

@@ -202,34 +202,287 @@ CORRECT: dict[str, Loop] = {
 
 
 # ------------------------------------------------------------------------------------ mistakes
-def _loop(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng,
-          opt_d=None, opt_g=None, d_loss_fn=None, g_loss_fn=None, zero_d=True, zero_g=True,
-          step_d=True, step_g=True, detach=True, shared=False):
-    """The reference loop with one thing changed (each mistake below sets one knob)."""
-    if shared:
-        opt_d = opt_g = torch.optim.Adam(list(generator.parameters()) + list(discriminator.parameters()),
-                                         lr=lr, betas=(0.5, 0.999))
-    opt_d = opt_d or _adam(discriminator, lr)
-    opt_g = opt_g or _adam(generator, lr)
-    d_loss_fn = d_loss_fn or (lambda real_l, fake_l: discriminator_loss(real_l, fake_l))
-    g_loss_fn = g_loss_fn or (lambda fake_l: generator_loss(fake_l, kind="non_saturating"))
+def g_optimizer_on_d_params(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """The generator's optimiser copied from the discriminator's line and built on
+    ``discriminator.parameters()``: G never moves, D steps twice per step."""
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
     d_hist, g_hist = [], []
     for _ in range(steps):
         real = _batch(data, batch_size, rng)
-        z = torch.randn(batch_size, latent_dim, generator=rng)
-        fake = generator(z)
-        if zero_d:
-            opt_d.zero_grad()
-        d_loss = d_loss_fn(discriminator(real), discriminator(fake.detach() if detach else fake))
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
         d_loss.backward()
-        if step_d:
-            opt_d.step()
-        if zero_g:
-            opt_g.zero_grad()
-        g_loss = g_loss_fn(discriminator(fake))
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake), kind="non_saturating")
         g_loss.backward()
-        if step_g:
-            opt_g.step()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def g_never_steps(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """``opt_g.step()`` forgotten after the generator's backward: G never moves."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def d_never_steps(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """``opt_d.step()`` forgotten after the discriminator's backward: D never moves."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def d_optimizer_on_g_params(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """The discriminator's optimiser built on ``generator.parameters()``: D never moves (its
+    backward leaves no gradient on G, so that optimiser's step does nothing)."""
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def d_labels_swapped(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """``discriminator_loss(fake_logits, real_logits)``: D taught that generated samples are real
+    and the data fake."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        real_logits = discriminator(real)
+        fake_logits = discriminator(fake.detach())
+        d_loss = discriminator_loss(fake_logits, real_logits)
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def g_labels_swapped(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """G taught to be recognised as fake: -1/2 E log(1 - D(G(z))) = 1/2 E softplus(logit), a
+    positive loss that pushes D(G(z)) down."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = 0.5 * F.softplus(discriminator(fake)).mean()
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def g_sign_flipped(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """The generator minimises minus its loss (``g_loss = -generator_loss(...)``)."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = -generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def d_sign_flipped(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """The discriminator minimises minus its loss: it is trained to be wrong."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = -discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def g_minimax(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """The saturating (minimax) generator loss instead of the non-saturating one."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake), kind="minimax")
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def never_zero_grad(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """No ``zero_grad()`` anywhere: both networks' gradients accumulate over the steps."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def d_never_zero_grad(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """``opt_g.zero_grad()`` only: D's gradients accumulate (and collect the G step's too)."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def g_never_zero_grad(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """``opt_d.zero_grad()`` only: G's gradients accumulate over the steps."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def d_trained_on_g_loss(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """The D step's loss copied from the G step: ``generator_loss(fake_logits)``, so D's update
+    lowers the generator's loss (D learns to call the fakes real)."""
+    opt_d, opt_g = _adam(discriminator, lr), _adam(generator, lr)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        real_logits = discriminator(real)   # computed, then left out of the loss
+        fake_logits = discriminator(fake.detach())
+        d_loss = generator_loss(fake_logits)
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
+
+
+def shared_optimizer(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
+    """One Adam over both networks, stepped after each backward: D also descends the generator's loss."""
+    params = list(generator.parameters()) + list(discriminator.parameters())
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt.step()
+        opt.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt.step()
         d_hist.append(d_loss.item())
         g_hist.append(g_loss.item())
     return {"d_loss": d_hist, "g_loss": g_hist}
@@ -277,24 +530,25 @@ def d_zeroed_right_after_its_step(generator, discriminator, data, *, steps, batc
     return {"d_loss": d_hist, "g_loss": g_hist}
 
 
-def _variant(**knobs) -> Loop:
-    def loop(generator, discriminator, data, **kwargs):
-        resolved = {k: (v(generator, discriminator, kwargs["lr"]) if k in ("opt_d", "opt_g") else v)
-                    for k, v in knobs.items()}
-        return _loop(generator, discriminator, data, **kwargs, **resolved)
-    return loop
-
-
-def _adam_of(which: str):
-    return lambda g, d, lr: _adam(g if which == "generator" else d, lr)
-
-
 def adam_default_betas(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
     """``torch.optim.Adam(params, lr=lr)``: betas (0.9, 0.999) instead of the contract's (0.5, 0.999)."""
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr)
-    return _loop(generator, discriminator, data, steps=steps, batch_size=batch_size, lr=lr, latent_dim=latent_dim,
-                 rng=rng, opt_d=opt_d, opt_g=opt_g)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
 
 
 def generator_step_first(generator, discriminator, data, *, steps, batch_size, lr, latent_dim, rng):
@@ -385,35 +639,46 @@ def d_optimizer_output_layer_only(generator, discriminator, data, *, steps, batc
     """The discriminator's optimiser holds its output layer only (``discriminator.net[-1].parameters()``)."""
     opt_d = torch.optim.Adam(discriminator.net[-1].parameters(), lr=lr, betas=(0.5, 0.999))
     opt_g = _adam(generator, lr)
-    return _loop(generator, discriminator, data, steps=steps, batch_size=batch_size, lr=lr, latent_dim=latent_dim,
-                 rng=rng, opt_d=opt_d, opt_g=opt_g)
+    d_hist, g_hist = [], []
+    for _ in range(steps):
+        real = _batch(data, batch_size, rng)
+        fake = generator(torch.randn(batch_size, latent_dim, generator=rng))
+        opt_d.zero_grad()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        g_loss = generator_loss(discriminator(fake))
+        g_loss.backward()
+        opt_g.step()
+        d_hist.append(d_loss.item())
+        g_hist.append(g_loss.item())
+    return {"d_loss": d_hist, "g_loss": g_hist}
 
 
 MISTAKES: dict[str, tuple[Loop, tuple[str, ...]]] = {
     # the generator's optimiser holds the discriminator's parameters: G never moves, D steps twice
-    "g_optimizer_on_d_params": (_variant(opt_g=_adam_of("discriminator")),
+    "g_optimizer_on_d_params": (g_optimizer_on_d_params,
                                 ("generator_not_updated", "generator_optimizer_on_discriminator")),
-    "g_never_steps": (_variant(step_g=False), ("generator_not_updated",)),
-    "d_never_steps": (_variant(step_d=False), ("discriminator_not_updated",)),
-    "d_optimizer_on_g_params": (_variant(opt_d=_adam_of("generator")), ("discriminator_not_updated",)),
+    "g_never_steps": (g_never_steps, ("generator_not_updated",)),
+    "d_never_steps": (d_never_steps, ("discriminator_not_updated",)),
+    "d_optimizer_on_g_params": (d_optimizer_on_g_params, ("discriminator_not_updated",)),
     # D taught that generated samples are real and data fake
-    "d_labels_swapped": (_variant(d_loss_fn=lambda r, f: discriminator_loss(f, r)), ("discriminator_labels_swapped",)),
+    "d_labels_swapped": (d_labels_swapped, ("discriminator_labels_swapped",)),
     # G taught to be recognised as fake: -1/2 E log(1 - D(G(z))), a positive loss pushing D(G(z)) down
-    "g_labels_swapped": (_variant(g_loss_fn=lambda f: 0.5 * F.softplus(f).mean()), ("generator_labels_swapped",)),
-    "g_sign_flipped": (_variant(g_loss_fn=lambda f: -generator_loss(f)), ("generator_loss_sign_flipped",)),
-    "d_sign_flipped": (_variant(d_loss_fn=lambda r, f: -discriminator_loss(r, f)),
-                       ("discriminator_loss_sign_flipped",)),
-    "g_minimax": (_variant(g_loss_fn=lambda f: generator_loss(f, kind="minimax")), ("generator_minimax_loss",)),
-    "never_zero_grad": (_variant(zero_d=False, zero_g=False), ("gradients_never_zeroed",)),
-    "d_never_zero_grad": (_variant(zero_d=False), ("discriminator_gradients_never_zeroed",)),
-    "g_never_zero_grad": (_variant(zero_g=False), ("generator_gradients_never_zeroed",)),
+    "g_labels_swapped": (g_labels_swapped, ("generator_labels_swapped",)),
+    "g_sign_flipped": (g_sign_flipped, ("generator_loss_sign_flipped",)),
+    "d_sign_flipped": (d_sign_flipped, ("discriminator_loss_sign_flipped",)),
+    "g_minimax": (g_minimax, ("generator_minimax_loss",)),
+    "never_zero_grad": (never_zero_grad, ("gradients_never_zeroed",)),
+    "d_never_zero_grad": (d_never_zero_grad, ("discriminator_gradients_never_zeroed",)),
+    "g_never_zero_grad": (g_never_zero_grad, ("generator_gradients_never_zeroed",)),
     "no_detach_zero_at_top": (no_detach_zero_at_top, ("generator_gets_discriminator_gradient",)),
     "d_zeroed_right_after_its_step": (d_zeroed_right_after_its_step, ("discriminator_gets_generator_gradient",)),
     # D's update lowers the generator's loss (D learns to call the fakes real)
-    "d_trained_on_g_loss": (_variant(d_loss_fn=lambda r, f: generator_loss(f)),
-                            ("discriminator_trained_on_generator_loss",)),
+    "d_trained_on_g_loss": (d_trained_on_g_loss, ("discriminator_trained_on_generator_loss",)),
     # one Adam over both networks, stepped after each backward: D also descends the generator's loss
-    "shared_optimizer": (_variant(shared=True), ("one_optimizer_for_both",)),
+    "shared_optimizer": (shared_optimizer, ("one_optimizer_for_both",)),
     "adam_default_betas": (adam_default_betas, ("adam_default_betas",)),
     "generator_step_first": (generator_step_first, ("generator_updated_first",)),
     "generator_step_first_stale_fakes": (generator_step_first_stale_fakes, ("generator_updated_first_stale_fakes",)),

@@ -57,4 +57,4 @@ from grader.checks.workhouse.reading import (Evaluation, case_of, evaluate_outco
 from grader.checks.workhouse.settings import (FUNCTION, MAIN_ID, PROBE_ID, STATS_DIR, Bound, Context, Settings,
                                               acceptance_region, grading_seeds, load_context, load_settings,
                                               reference_stats)
-from grader.checks.workhouse.suite import build_cases, build_suite
+from grader.checks.workhouse.suite import build_cases, build_suite, suite_parts

@@ -9,8 +9,7 @@ import torch
 
 from grader.checks.base import Outcome
 from grader.checks.workhouse.reading import evaluate_outcome, histories
-from grader.checks.workhouse.settings import grading_seeds, load_settings
-from grader.checks.workhouse.suite import build_cases
+from grader.checks.workhouse.suite import suite_parts
 from grader.rubric import Rubric
 from reference.models.gan import GAN_CONFIGS
 from reference.workhouse import train_gan as reference_train_gan
@@ -23,7 +22,8 @@ _REFERENCE_SAMPLES: dict[tuple, np.ndarray] = {}
 def reference_samples(rubric: Rubric) -> np.ndarray:
     """Samples of the reference workhouse trained from the grading's own start (same initial
     weights, data, rng seed and budget), evaluated like a student's; computed once per process."""
-    settings, seeds = load_settings(rubric), grading_seeds(rubric)
+    ctx, _, _ = suite_parts(rubric)
+    settings, seeds = ctx.settings, ctx.seeds
     key = (settings.budget, tuple(sorted(seeds.items())))
     with _SAMPLES_LOCK:
         if key not in _REFERENCE_SAMPLES:
@@ -40,11 +40,12 @@ def reference_samples(rubric: Rubric) -> np.ndarray:
 
 def plot_data(outcome: Outcome | None, rubric: Rubric) -> dict | None:
     """The arguments of ``grader.workhouse_plots.write_workhouse_png`` for one student's ring call
-    (``sandbox_result.calls[MAIN_ID]``), or None when there is nothing to draw."""
+    (``sandbox_result.calls[MAIN_ID]``), or None when there is nothing to draw. The ring case and
+    the seeds are the suite's own (``suite_parts``): nothing is rebuilt per submission."""
     if outcome is None or outcome.status != "ok" or not outcome.value or "raised" in outcome.value:
         return None
-    _, main = build_cases(rubric)
-    evaluation, why = evaluate_outcome(outcome.value, main, grading_seeds(rubric)["eval"])
+    ctx, _, main = suite_parts(rubric)
+    evaluation, why = evaluate_outcome(outcome.value, main, ctx.seeds["eval"])
     if why:
         return None
     d, g, why = histories(outcome.value, main.extra["steps"])
