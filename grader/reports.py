@@ -132,9 +132,30 @@ def mistake_students(results: list[StudentResult]) -> list[tuple[str, str, list[
     return sorted(((fn, d, sorted(s)) for (fn, d), s in who.items()), key=lambda row: (-len(row[2]), row[0], row[1]))
 
 
+#: What a TA must know before reading the list of suspected tampering (summary.md, the class report).
+TAMPERING_NOTE = ("Information for the TA, not a verdict: the submission's own process reported that its code "
+                  "replaced functions or modules of the grader's harness, and that process can forge or hide "
+                  "such a report. No grade rests on it (every judged value is recomputed by the grader from raw "
+                  "data); it is never shown to students.")
+
+
+def suspected_tampering(results: list[StudentResult]) -> list[tuple[str, list[str]]]:
+    """``(student, what was detected)`` for each result whose ``sandbox.suspected_tampering`` is
+    not empty, sorted by student (results or ``grader.tally`` rows alike). TA only: never in feedback."""
+    found = []
+    for r in results:
+        items = getattr(r, "tampering", None)
+        if items is None:
+            items = (getattr(r, "sandbox", None) or {}).get("suspected_tampering") or ()
+        if items:
+            found.append((r.student, [clean_text(item) for item in items]))
+    return sorted(found)
+
+
 def class_summary(results: list[StudentResult], meta: dict) -> dict:
     """Counts by status, score statistics, pass rate per check, frequent mistakes by number of
-    students (``mistake_students``), deterministic."""
+    students (``mistake_students``), the students with suspected tampering (``suspected_tampering``:
+    for the TA, information only), deterministic."""
     scores = [float(r.total if r.total is not None else r.score) for r in results]
     status = Counter(r.status for r in results)
     per_check: dict[str, list[int]] = {}
@@ -157,6 +178,8 @@ def class_summary(results: list[StudentResult], meta: dict) -> dict:
         "pass_rate": {k: f"{v[0]}/{v[1]}" for k, v in per_check.items()},
         "mistakes": mistakes,
         "not_graded": sorted(r.student for r in results if r.status != "ok"),
+        "suspected_tampering": [{"student": student, "detected": items}
+                                for student, items in suspected_tampering(results)],
     }
 
 
@@ -174,6 +197,10 @@ def summary_markdown(summary: dict) -> str:
     if summary["not_graded"]:
         lines += ["", "## Not fully graded (status other than ok)", "",
                   *[f"- {md_inline(s)}" for s in summary["not_graded"]]]
+    if summary.get("suspected_tampering"):
+        lines += ["", "## Suspected tampering (for the TA only)", "", _md_escape(TAMPERING_NOTE), "",
+                  *[f"- {md_inline(entry['student'])}: {md_inline('; '.join(entry['detected']))}"
+                    for entry in summary["suspected_tampering"]]]
     return "\n".join(lines) + "\n"
 
 

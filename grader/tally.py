@@ -6,7 +6,8 @@ would make the grader's memory grow with the class. A ``ResultRow`` keeps the st
 status, points per function and, per check, only whether it passed and its diagnosis; the check
 names are one tuple shared by every row of the same rubric. ``ResultRow`` offers the attributes
 ``grader.reports.scores_csv`` and ``class_summary`` read (``student``, ``status``, ``score``,
-``max_score``, ``functions()``, ``checks``), so those functions take rows or results alike.
+``max_score``, ``functions()``, ``checks``; ``tampering`` for ``grader.reports.suspected_tampering``),
+so those functions take rows or results alike.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class ResultRow:
     total: Decimal | None = None                         # after the late penalty (None: the score)
     late_days: int = 0
     late_penalty: Decimal = Decimal(0)
+    tampering: tuple[str, ...] = ()                      # sandbox.suspected_tampering: TA information only
 
     @classmethod
     def of(cls, result: StudentResult) -> "ResultRow":
@@ -53,8 +55,9 @@ class ResultRow:
         passed = sum(1 << i for i, c in enumerate(result.checks) if c.passed)
         diagnoses = tuple((i, c.diagnosis) for i, c in enumerate(result.checks) if c.diagnosis and not c.passed)
         functions = tuple((fn, d["score"], d["max_score"]) for fn, d in result.functions().items())
+        tampering = tuple(str(item) for item in (result.sandbox or {}).get("suspected_tampering") or ())
         return cls(result.student, result.status, result.score, result.max_score, functions, keys, passed,
-                   diagnoses, result.total, int(result.late.get("late_days", 0)), result.late_penalty)
+                   diagnoses, result.total, int(result.late.get("late_days", 0)), result.late_penalty, tampering)
 
     def functions(self) -> dict[str, dict[str, str]]:
         """As ``StudentResult.functions``: ``{function: {"score", "max_score"}}``."""

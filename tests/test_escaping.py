@@ -222,6 +222,27 @@ def test_backtick_fence_attack_stays_inside_its_block():
     assert "<script>" not in rest and "# Full marks!" not in rest
 
 
+def test_the_fence_check_fails_on_a_fence_the_message_closes(monkeypatch):
+    """The fence check of test_integrity.test_lone_surrogates_and_markup_stay_text (``outside_code``
+    of the feedback holds neither the message's heading nor its markup) fails on a broken escaping:
+    a code block fenced with three backticks whatever it holds. The check it replaced (no line
+    equal to the literal heading) passed on that too: cleaned, the line ends in U+FFFD."""
+    from grader import reports
+
+    message = ("`discriminator_loss` raised ValueError: ```\n<img src=x onerror=alert(1)>\n```\n"
+               "# Feedback for someone else \udcff")
+
+    def three_backticks(value, info="text", indent="", cap=None):
+        return [indent + "```" + info, *(indent + line for line in clean_text(value, cap).split("\n")), indent + "```"]
+
+    good = outside_code(feedback_markdown(result("bob", check_message=message)))
+    assert "someone else" not in good and "<img" not in good
+    monkeypatch.setattr(reports, "md_code_block", three_backticks)
+    broken = feedback_markdown(result("bob", check_message=message))
+    assert "# Feedback for someone else \ufffd" in outside_code(broken)           # the new check fails
+    assert all(line.strip() != "# Feedback for someone else" for line in broken.splitlines())  # the old passed
+
+
 def test_html_student_id_in_feedback_is_text():
     md = feedback_markdown(result(IMG, message=f"{IMG} could not be loaded", notes=(f"ignored {IMG}/x",)))
     assert md.startswith("# Feedback for &lt;img src=x onerror=alert(1)&gt;\n")

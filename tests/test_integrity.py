@@ -16,6 +16,7 @@ import pytest
 from grader.run import GradingOptions, _status_from, grade_class
 from grader.sandbox import SandboxResult
 from grader.seeds import submission_seed
+from test_escaping import outside_code
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = ROOT / "tests" / "fixtures" / "hostile"
@@ -104,8 +105,35 @@ def test_lone_surrogates_and_markup_stay_text(graded):
     assert HTML_ID not in (out / "summary.md").read_text("utf-8")
     feedback = next(p for p in (out / "feedback").glob("*.md") if p.stem.startswith("img")).read_text("utf-8")
     assert f"# Feedback for {HTML_ID}" not in feedback
-    for line in feedback.splitlines():  # the message's own ``` lines never close a fence of ours
-        assert line.strip() != "# Feedback for someone else"
+    # the message's own ``` lines never close a fence of ours: its heading and markup are shown,
+    # only inside a code block (test_escaping.test_the_fence_check_fails_on_a_fence_the_message_closes
+    # shows this check failing on a fence of three backticks)
+    assert "# Feedback for someone else" in feedback and "<img src=x" in feedback
+    rest = outside_code(feedback)
+    assert "someone else" not in rest and "<img" not in rest, rest
+
+
+def test_suspected_tampering_is_listed_for_the_ta_only(graded):
+    """The liar's suspected tampering reaches the TA's class-wide pages (summary.json, summary.md,
+    the HTML report), as information and not a verdict, and no student's feedback."""
+    from grader.escape import md_inline
+    from grader.exports.class_report import build_report
+
+    out = graded["attacked"]
+    records = _records(out)
+    expected = {s: r["sandbox"]["suspected_tampering"] for s, r in records.items()
+                if r["sandbox"].get("suspected_tampering")}
+    assert "a2_liar" in expected and "a3_liar_honest" not in expected
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
+    assert {e["student"]: e["detected"] for e in summary["suspected_tampering"]} == expected
+    md = (out / "summary.md").read_text("utf-8")
+    section = md[md.index("## Suspected tampering (for the TA only)"):]
+    assert "not a verdict" in section and f"- {md_inline('a2_liar')}: " in section
+    html = build_report(out, plots={})
+    part = html[html.index('<h2 id="tampering">'):html.index('<h2 id="timing">')]
+    assert "<bdi>a2_liar</bdi>" in part and "not a verdict" in part and "_call_function replaced" in part
+    for feedback in (out / "feedback").glob("*.md"):
+        assert "tamper" not in feedback.read_text("utf-8").lower(), feedback.name
 
 
 def test_a_long_id_gets_a_bounded_file_name_and_keeps_its_id(graded):

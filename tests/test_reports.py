@@ -96,3 +96,35 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     write_atomic(target, "two")
     assert target.read_text() == "two"
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]
+
+
+def test_suspected_tampering_is_listed_for_the_ta_only():
+    """summary.json, summary.md and the HTML class report list each student whose result records
+    suspected tampering, with what was detected (escaped), as information and not a verdict; the
+    compact rows carry it as the full results do; the student's feedback never mentions it."""
+    from grader.exports.class_report import _tampering_section
+    from grader.reports import TAMPERING_NOTE, suspected_tampering
+    from grader.tally import ResultRow
+
+    detected = ["grader.sandbox.calls._call_function replaced", "<img src=x onerror=alert(1)> | \udcff"]
+    liar = replace(_result("z_liar"), sandbox={"isolation": "namespaces", "suspected_tampering": detected})
+    odd = replace(_result("<b>x</b>"), sandbox={"suspected_tampering": ["builtins.len replaced"]})
+    results = [_result("a"), liar, odd, replace(_result("b"), sandbox={"isolation": "namespaces"})]
+    rows = [ResultRow.of(r) for r in results]
+    assert suspected_tampering(rows) == suspected_tampering(results) == [
+        ("<b>x</b>", ["builtins.len replaced"]), ("z_liar", [detected[0], "<img src=x onerror=alert(1)> | \ufffd"])]
+    s = class_summary(rows, {"rubric": {}})
+    assert s == class_summary(results, {"rubric": {}})
+    assert [(e["student"], len(e["detected"])) for e in s["suspected_tampering"]] == [("<b>x</b>", 1), ("z_liar", 2)]
+    md = summary_markdown(s)
+    section = md[md.index("## Suspected tampering (for the TA only)"):]
+    assert "not a verdict" in section and "never shown to students" in section
+    assert "z\\_liar" in section and "\\_call\\_function replaced" in section
+    assert "<img" not in md and "<b>" not in md and "&lt;img" in section
+    assert "Suspected tampering" not in summary_markdown(class_summary([_result("a")], {"rubric": {}}))
+    html = _tampering_section(results)
+    assert "<bdi>z_liar</bdi>" in html and "<bdi>&lt;b&gt;x&lt;/b&gt;</bdi>" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img" not in html
+    assert TAMPERING_NOTE.split(":")[0] in html and "not a verdict" in html
+    assert "tamper" not in feedback_markdown(liar).lower() and "_call_function" not in feedback_markdown(liar)
+    assert "No submission reported" in _tampering_section([_result("a")])

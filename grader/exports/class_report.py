@@ -4,7 +4,9 @@ Sections (each an ``<h2 id=...>``): ``overview`` (students, status counts, mean 
 (histogram), ``functions`` (pass rate per function: share of students with every check passed,
 and mean share of points), ``checks`` (pass rate per check), ``mistakes`` (diagnosed mistakes by
 number of students, with who), ``not-graded`` (submissions that failed to load, timed out,
-crashed or could not be run, with their message), ``timing`` (from the ``durations`` fields:
+crashed or could not be run, with their message), ``tampering`` (the submissions whose own process
+reported replacing the harness's functions or modules, with what: for the TA, information and not a
+verdict, since that process can forge it), ``timing`` (from the ``durations`` fields:
 total, mean and max per submission, the slowest ones; the last run's wall time from ``run.json``), ``versions`` (grader, Python, torch,
 numpy; rubric version, sha256 and seed; isolation and limits; intake notes).
 
@@ -29,14 +31,15 @@ from pathlib import Path
 from grader.atomic import write_atomic
 from grader.escape import html_text
 from grader.exports import OutputFolderError, load_results, load_summary
-from grader.reports import STATUS_TEXT, mistake_students
+from grader.reports import STATUS_TEXT, TAMPERING_NOTE, mistake_students, suspected_tampering
 from grader.results import StudentResult
 from grader.scoring import points_str
 from grader.written.manual import NOT_MARKED, WRITTEN_FUNCTION
 
 __all__ = ["SECTIONS", "build_report", "render_plots", "write_report"]
 
-SECTIONS = ("overview", "scores", "functions", "checks", "mistakes", "not-graded", "timing", "versions")
+SECTIONS = ("overview", "scores", "functions", "checks", "mistakes", "not-graded", "tampering", "timing",
+            "versions")
 MAX_NAMES = 12  # students named per mistake before "and N more"
 SLOWEST = 5  # slowest submissions listed
 PNG_DPI = 100
@@ -260,6 +263,15 @@ def _not_graded_section(results: list[StudentResult]) -> str:
     return _table(["submission", "status", "score", "message"], rows, numeric={2})
 
 
+def _tampering_section(results: list[StudentResult]) -> str:
+    found = suspected_tampering(results)
+    if not found:
+        return "<p>No submission reported a change to the grader's harness.</p>"
+    rows = [[_id(student), "<ul>" + "".join(f"<li><code>{_e(item)}</code></li>" for item in items) + "</ul>"]
+            for student, items in found]
+    return f"<p><b>{_e(TAMPERING_NOTE)}</b></p>" + _table(["submission", "detected"], rows)
+
+
 def _timing_section(results: list[StudentResult], run: dict) -> str:
     timed = [(float(r.durations.get("total_s", 0.0)), r.student) for r in results if r.durations.get("total_s") is not None]
     if not timed:
@@ -327,6 +339,7 @@ def build_report(out_dir: Path, plots: dict[str, bytes] | None = None) -> str:
         ("checks", "Pass rate per check", _checks_section(results, plots.get("checks"))),
         ("mistakes", "Most frequent diagnosed mistakes", _mistakes_section(results)),
         ("not-graded", "Failed to load, timed out, crashed", _not_graded_section(results)),
+        ("tampering", "Suspected tampering (for the TA only: information, not a verdict)", _tampering_section(results)),
         ("timing", "Grading time", _timing_section(results, _run_record(out_dir))),
         ("versions", "Versions, rubric and seeds", _versions_section(results, summary)),
     ]
