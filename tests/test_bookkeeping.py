@@ -125,3 +125,59 @@ def test_a_row_is_what_its_result_says(field):
     assert [(c.function, c.name, c.passed, c.diagnosis) for c in row.checks] == \
         [("f", "value", False, "sign_flip"), ("f", "shape", True, None)]
     assert row.functions() == result.functions()
+
+
+def _comparable(record: dict) -> dict:
+    """A record without what differs between two copies of the same broken file graded alike."""
+    record = json.loads(json.dumps(record))
+    record.pop("durations", None)
+    record.pop("student")
+    record["submission"].pop("source")
+    record["submission"].pop("sha256")
+    record["rubric"].pop("input_seed", None)
+    return record
+
+
+def test_a_grader_failure_on_one_submission_is_its_sandbox_error_only(tmp_path, monkeypatch, isolation_required):
+    """A grader bug while turning one submission into a result (s01: its feedback cannot be
+    rendered, ``_write_result``; s02: its grading raises, the ``except`` around ``future.result()``)
+    becomes that submission's ``sandbox_error`` with the reason, the others are graded as usual and
+    the run finishes; a rerun retries those two only, and grades them as the others."""
+    from grader import run
+
+    klass = _class(tmp_path / "class", 4)
+    out = tmp_path / "out"
+    render, grade = reports.feedback_markdown, run.grade_submission
+
+    def fragile_render(r, pictures=()):
+        if r.student == "s01" and r.status != "sandbox_error":
+            raise RuntimeError("cannot render s01")
+        return render(r, pictures)
+
+    def fragile_grade(sub, *args, **kwargs):
+        if sub.student == "s02":
+            raise ValueError("cannot grade s02")
+        return grade(sub, *args, **kwargs)
+
+    monkeypatch.setattr(reports, "feedback_markdown", fragile_render)
+    monkeypatch.setattr(run, "grade_submission", fragile_grade)
+    one_worker = dict(out_dir=out, workers=1, isolation="namespaces")  # one zygote: a second costs more than it saves
+    first = grade_class(klass, GradingOptions(**one_worker, resume=False))
+    assert sorted(first.graded) == ["s00", "s01", "s02", "s03"]
+    records = {s: _record(out, s) for s in first.graded}
+    for student, why in (("s01", "RuntimeError: cannot render s01"), ("s02", "ValueError: cannot grade s02")):
+        assert records[student]["status"] == "sandbox_error"
+        assert records[student]["message"].startswith("internal grader error (not your fault; it will be retried)")
+        assert why in records[student]["message"]
+        assert why in reports.result_path(out, student, "feedback", ".md").read_text("utf-8")
+    assert records["s00"]["status"] == records["s03"]["status"] == "load_error"
+    assert _comparable(records["s00"]) == _comparable(records["s03"])
+    assert json.loads((out / "summary.json").read_text("utf-8"))["not_graded"] == ["s00", "s01", "s02", "s03"]
+    assert ",sandbox_error" in next(line for line in (out / "scores.csv").read_text("utf-8").splitlines()
+                                    if line.startswith("s01,"))
+    monkeypatch.undo()
+    again = grade_class(klass, GradingOptions(**one_worker))
+    assert again.graded == ["s01", "s02"] and again.skipped == ["s00", "s03"]
+    for student in ("s01", "s02"):
+        assert _comparable(_record(out, student)) == _comparable(records["s00"])
+    assert _record(out, "s00") == records["s00"]
