@@ -87,6 +87,8 @@ def main() -> None:
         base = [grade(empty, work / f"out-empty-{k}", rubric) for k in range(3)]
         base_wall = statistics.median(b[0] for b in base)
         base_cpu = statistics.median(b[1] for b in base)
+        base_own = statistics.median(b[3]["grader_cpu_s"] for b in base)
+        torch_cpu = statistics.median(run_timed([sys.executable, "-c", "import torch"])[1] for _ in range(5))
         for n in args.sizes:
             klass = work / f"class-{n}"
             failing_class(klass, n)
@@ -96,7 +98,9 @@ def main() -> None:
             rss = max(r[2] for r in runs)
             (klass / "newcomer.py").write_text("# a late one\ndef f(:\n")
             rwall, _, _, record = grade(klass, work / f"out-{n}-0", rubric, resume=True)
-            rows.append((n, wall, cpu, rss, rwall, record.get("first_dispatch_s")))
+            own_cpu = statistics.median(r[3]["grader_cpu_s"] for r in runs)
+            own_rss = max(r[3]["grader_peak_rss_mib"] for r in runs)
+            rows.append((n, wall, cpu, rss, rwall, record.get("first_dispatch_s"), own_cpu, own_rss))
             print(rows[-1], flush=True)
             for k in range(args.repeats):
                 shutil.rmtree(work / f"out-{n}-{k}", ignore_errors=True)
@@ -111,18 +115,23 @@ def main() -> None:
         f"Python {platform.python_version()}. Classes of submissions that fail to compile (no student code runs), "
         "2 workers, numeric rubric, fresh output folder; then one new submission added and the class graded "
         "again into the same folder (resume).", "",
-        f"- `python -c \"import torch\"`: **{torch_wall:.2f} s** wall (median of 5), in the same run",
-        f"- the grader on a class of one: {base_wall:.2f} s wall, {base_cpu:.2f} s CPU (median of 3)", "",
+        f"- `python -c \"import torch\"`: **{torch_wall:.2f} s** wall, {torch_cpu:.2f} s CPU (medians of 5), "
+        "in the same run",
+        f"- the grader on a class of one: {base_wall:.2f} s wall, {base_cpu:.2f} s CPU (median of 3)",
+        "- *grader process*: the TA's process alone (intake, judging, scoring, every file written; no sandbox), "
+        "from `run.json`'s `grader_cpu_s` and `grader_peak_rss_mib`", "",
         "| N | wall (s) | CPU (s) | wall per submission (ms) | CPU per submission (ms) | per submission, torch imports | "
-        "peak RSS (MiB) | resume: wall (s) | resume: first new submission dispatched after (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "grader process CPU per submission (ms) | the same, torch imports of CPU | grader process peak RSS (MiB) | "
+        "peak RSS, largest process (MiB) | resume: wall (s) | resume: first new submission dispatched after (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for n, wall, cpu, rss, rwall, first in rows:
+    for n, wall, cpu, rss, rwall, first, own_cpu, own_rss in rows:
         per_wall = (wall - base_wall) / (n - 1)
         per_cpu = (cpu - base_cpu) / (n - 1)
+        per_own = (own_cpu - base_own) / (n - 1)
         lines.append(f"| {n} | {wall:.1f} | {cpu:.1f} | {per_wall * 1000:.1f} | {per_cpu * 1000:.1f} | "
-                     f"{per_wall / torch_wall:.4f} | {rss:.0f} | {rwall:.1f} | "
-                     f"{first if first is not None else 'n/a'} |")
+                     f"{per_wall / torch_wall:.4f} | {per_own * 1000:.1f} | {per_own / torch_cpu:.4f} | "
+                     f"{own_rss:.0f} | {rss:.0f} | {rwall:.1f} | {first if first is not None else 'n/a'} |")
     by_n = {n: (wall - base_wall) / (n - 1) for n, wall, *_ in rows}
     if 200 in by_n and 5000 in by_n:
         lines += ["", f"Wall per submission at 5000 / at 200: **{by_n[5000] / by_n[200]:.2f}x**."]

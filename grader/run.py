@@ -294,9 +294,6 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
     dispatch = _FirstDispatch(started)
     try:
         submissions, notes = intake.prepare(Path(class_dir), work_root)
-        from grader.similarity import write_for_run  # TA tooling: the code is parsed, never run
-
-        write_for_run(submissions, out_dir, options.anonymous, codes_key)  # while the prepared copies exist
         questions = written.load_questions(options.questions_path or written.DEFAULT_QUESTIONS)
         template = check_template([c for s in suites for c in not_graded(s, rubric, "")])
         book = MarkBook.load(options.manual_csv or out_dir / "manual.csv", [sub.student for sub in submissions],
@@ -326,7 +323,11 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                 bar.update(1)
             bar.close()
         rows = writer.flush()
-        # after the grading loop: the pages read every prepared copy, which stays until the end
+        # after the grading loop (never delaying its first dispatch): code similarity and the
+        # written pages read every prepared copy, which stays until the end
+        from grader.similarity import write_for_run  # TA tooling: the code is parsed, never run
+
+        write_for_run(submissions, out_dir, options.anonymous, codes_key)
         pages = written.write_written_pages(submissions, out_dir, questions, options.anonymous, secret=codes_key)
         write_atomic(out_dir / "written" / "problems.txt", "".join(f"{p}\n" for p in book.problems))
         if late is not None:
@@ -421,11 +422,22 @@ def _grade_drawn(sub: intake.Submission, builder: SuiteBuilder, pool: SandboxPoo
 def run_record(duration_s: float, options: GradingOptions, graded: list[str], skipped: list[str],
                first_dispatch_s: float | None = None) -> str:
     """``run.json``: the last run's wall time and what it did (``first_dispatch_s``: when its first
-    submission went to the sandbox, null when none did). The only output file with timings
+    submission went to the sandbox, null when none did; ``grader_cpu_s`` and ``grader_peak_rss_mib``:
+    the CPU time and peak memory of the grader's own process, every thread, no sandbox). The only output file with timings
     besides each result's ``durations``: everything else is byte-reproducible."""
     return json.dumps({"wall_s": round(duration_s, 3), "first_dispatch_s": first_dispatch_s,
+                       "grader_cpu_s": round(time.process_time(), 3), "grader_peak_rss_mib": _peak_rss_mib(),
                        "workers": options.workers, "graded": len(graded), "resumed": len(skipped),
                        "isolation": options.isolation}, indent=2) + "\n"
+
+
+def _peak_rss_mib() -> float | None:
+    """The grader process's own peak resident memory (sandboxes excluded), where it can be read."""
+    try:
+        import resource
+    except ImportError:  # Windows (the portable backend)
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _grader_failure(sub: intake.Submission, suites: list[Suite], rubric: Rubric, exc: Exception) -> StudentResult:
