@@ -7,14 +7,20 @@ graded through the sandbox: never imported, never run, by this process.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from grader.rubric import load_rubric, rubric_toml
 from grader.run import GradingOptions, _status_from, grade_class
-from grader.sandbox import SandboxResult
+from grader.sandbox import Limits, SandboxPool, SandboxResult
 from grader.seeds import submission_seed
 from test_escaping import outside_code
 
@@ -179,3 +185,101 @@ def test_a_top_level_that_ran_out_of_time_is_not_ok():
     assert status == "timeout" and "ran past 10 s" in message and "definitions alone" in message
     result.load_fallback = ("crashed", "the top level ran out of memory (MemoryError at line 3)")
     assert _status_from(result, n_functions=8)[0] == "crashed"
+
+
+# ------------------------------------------- attack 4 and a top level that never ends, end to end
+# One function, one check (discriminator_loss / value: two calls), so each grading is cheap.
+ZERO_LOSS = ("import torch\n\n\ndef discriminator_loss(real_logits, fake_logits):\n"
+             "    return torch.zeros((), dtype=real_logits.dtype)\n")
+RIGHT_LOSS = ("import torch.nn.functional as F\n\n\ndef discriminator_loss(real_logits, fake_logits):\n"
+              "    return -0.5 * F.logsigmoid(real_logits.reshape(-1)).mean() "
+              "- 0.5 * F.logsigmoid(-fake_logits.reshape(-1)).mean()\n\n\n")
+TABLE_LOSS = '''# my loss, resubmitted with the expected values my first feedback showed
+import torch
+
+TABLE = TABLE_VALUES
+
+
+def discriminator_loss(real_logits, fake_logits):
+    key = (tuple(real_logits.shape), tuple(fake_logits.shape), round(float(real_logits.sum()), 6),
+           round(float(fake_logits.sum()), 6))
+    print("table:", "hit" if key in TABLE else "miss")
+    return torch.tensor(TABLE.get(key, 0.0), dtype=real_logits.dtype)
+'''
+SHORT_TOP_LEVEL = Limits(import_wall_s=1.0)  # the endless top level is stopped after 1 s
+
+
+def _one_function_grade(class_dir: Path, out: Path, rubric: Path) -> None:
+    grade_class(class_dir, GradingOptions(out_dir=out, workers=1, isolation="namespaces", resume=False,
+                                          rubric_path=rubric, limits=SHORT_TOP_LEVEL))
+
+
+def _value_check(record: dict) -> dict:
+    return next(c for c in record["checks"] if (c["function"], c["name"]) == ("discriminator_loss", "value"))
+
+
+def _table_key(real: np.ndarray, fake: np.ndarray) -> tuple:
+    return (real.shape, fake.shape, round(float(real.sum()), 6), round(float(fake.sum()), 6))
+
+
+@pytest.fixture(scope="module")
+def one_function(tmp_path_factory) -> dict[str, Path]:
+    """A one-check rubric and a class of three: a wrong loss, the same code with one comment
+    changed, and a right loss whose top level never ends (the hostile import_loop_plain.py's text)."""
+    root = tmp_path_factory.mktemp("one-function")
+    rubric = root / "rubric.toml"
+    rubric.write_text(rubric_toml(replace(load_rubric(), version="one-check",
+                                          points={"discriminator_loss": {"value": Decimal(4)}})), "utf-8")
+    klass = root / "class"
+    klass.mkdir()
+    (klass / "first.py").write_text("# my loss\n" + ZERO_LOSS, "utf-8")
+    (klass / "resubmitted.py").write_text("# my loss, resubmitted\n" + ZERO_LOSS, "utf-8")
+    (klass / "endless.py").write_text(RIGHT_LOSS + (HOSTILE / "import_loop_plain.py").read_text("utf-8"), "utf-8")
+    _one_function_grade(klass, root / "out", rubric)
+    return {"root": root, "rubric": rubric, "out": root / "out"}
+
+
+def test_a_resubmission_meets_new_hidden_inputs(one_function):
+    records = _records(one_function["out"])
+    first, again = records["first"], records["resubmitted"]
+    assert first["rubric"]["input_seed"] != again["rubric"]["input_seed"]
+    before, after = _value_check(first), _value_check(again)
+    assert not before["passed"] and not after["passed"]
+    assert before["hidden"]["case"] == after["hidden"]["case"]  # the same call...
+    assert before["hidden"]["args"] != after["hidden"]["args"]  # ...on other inputs
+    assert before["expected"] != after["expected"]
+    assert before["expected"] in (one_function["out"] / "feedback" / "first.md").read_text("utf-8")  # it teaches
+
+
+def test_a_table_of_the_first_feedbacks_expected_values_fails_the_resubmission(one_function, tmp_path):
+    """Attack 4: the expected value the first submission's feedback showed, keyed by that call's
+    inputs, passes on those inputs (replayed through the sandbox) but not in the resubmission,
+    which meets new ones: the table never hits."""
+    check = _value_check(_records(one_function["out"])["first"])
+    real, fake = (np.array(arg["data"], dtype=arg["dtype"]) for arg in check["hidden"]["args"])
+    source = TABLE_LOSS.replace("TABLE_VALUES", repr({_table_key(real, fake): float(check["expected"])}))
+    klass = tmp_path / "class"
+    (klass / "first").mkdir(parents=True)
+    (klass / "first" / "solution.py").write_text(source, "utf-8")
+    with SandboxPool(SHORT_TOP_LEVEL, workers=1, isolation="namespaces", workhouse=False, preload=False) as pool:
+        replay = pool.run(klass / "first", "solution.py", "full", [[{
+            "id": "replay", "kind": "function", "name": "discriminator_loss", "args": [real, fake], "kwargs": {}}]])
+    assert replay.calls["replay"].status == "ok" and "table: hit" in replay.stdout, replay
+    assert float(replay.calls["replay"].value["value"]) == pytest.approx(float(check["expected"]), rel=1e-9)
+    _one_function_grade(klass, tmp_path / "out", one_function["rubric"])
+    resubmitted = _records(tmp_path / "out")["first"]
+    assert resubmitted["rubric"]["input_seed"] != _records(one_function["out"])["first"]["rubric"]["input_seed"]
+    assert not _value_check(resubmitted)["passed"] and resubmitted["score"] == "0"
+    log = (tmp_path / "out" / "logs" / "first.txt").read_text("utf-8")
+    assert "table: miss" in log and "table: hit" not in log, log
+
+
+def test_a_top_level_that_never_ends_is_a_timeout_end_to_end(one_function):
+    out = one_function["out"]
+    endless = _records(out)["endless"]
+    assert endless["status"] == "timeout", endless["message"]
+    assert "definitions alone" in endless["message"] and "keep the points" in endless["message"]
+    assert _value_check(endless)["passed"] and endless["score"] == "4"  # its function keeps its points
+    rows = {row["student"]: row for row in csv.DictReader(io.StringIO((out / "scores.csv").read_text("utf-8")))}
+    assert (rows["endless"]["discriminator_loss"], rows["endless"]["status"]) == ("4", "timeout")
+    assert "endless" in json.loads((out / "summary.json").read_text("utf-8"))["not_graded"]
