@@ -301,7 +301,7 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
         late = _late_book(options, out_dir, [sub.student for sub in submissions])
         writer = _Writer(out_dir, [s.function for s in suites] + ["written"], book, late)
         with SandboxPool(options.limits, workers=max(1, options.workers), isolation=options.isolation,
-                         workhouse="train_gan" in rubric.points) as pool, \
+                         workhouse="train_gan" in rubric.points, lazy=True) as pool, \
                 ThreadPoolExecutor(max_workers=max(1, options.workers)) as executor:
             futures = {}
             for sub in submissions:  # dispatched as found: a resume starts grading before it has read every record

@@ -122,12 +122,14 @@ class SandboxPool:
     """Runs submissions in sandboxes; see the package docstring for the guarantees."""
 
     def __init__(self, limits: Limits = Limits(), workers: int = 1, isolation: str = "auto",
-                 workhouse: bool = True, preload: bool = True) -> None:
+                 workhouse: bool = True, preload: bool = True, lazy: bool = False) -> None:
         """``workhouse``: the zygotes preload train_gan's call module (False: a pool that never
         runs train_gan starts about 0.8 s sooner). ``preload``: they preload the optional
         packages (``grader.sandbox.job.PRELOADED``: scipy, matplotlib, pandas, sklearn, ...), which
         saves each submission that imports them their import; False for a pool that grades one
-        submission (the self-check), which then imports only what it uses."""
+        submission (the self-check), which then imports only what it uses. ``lazy``: each zygote
+        starts at its first run instead of now (a resumed class with nothing left to grade starts
+        none); the isolation asked for is checked now either way."""
         if isolation not in ("auto", "namespaces", "none"):
             raise ValueError(f"isolation must be 'auto', 'namespaces' or 'none', got {isolation!r}")
         if workers < 1:
@@ -149,7 +151,8 @@ class SandboxPool:
         self._closed = False
         self._lock = threading.Lock()
         for zygote in self._zygotes:
-            zygote.start()
+            if not lazy:  # else _run_on starts it, as it restarts a dead one
+                zygote.start()
             self._free.put(zygote)
         self._finalizer = weakref.finalize(self, _stop_all, list(self._zygotes))
 
