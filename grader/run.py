@@ -14,7 +14,6 @@ import shutil
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -62,6 +61,7 @@ class GradingOptions:
     submitted_at: Path | None = None   # CSV student,submitted_at (None: OUT/late_submitted_at.csv when it exists)
     extensions: Path | None = None     # CSV student,extra_days|deadline (None: OUT/late_extensions.csv ...)
     submission_times: dict[str, str] = field(default_factory=dict)  # id -> ISO time (Gradescope's metadata)
+    dask: "DaskSettings | None" = None  # grade on a Dask cluster (grader.engines); None: in this process
 
 
 @dataclass
@@ -204,24 +204,13 @@ class _Writer:
         write_atomic(reports.result_path(self.out_dir, r.student, "feedback", ".md"),
                      reports.feedback_markdown(r, pictures))
 
-    def picture(self, r: StudentResult, sandbox: SandboxResult, rubric: Rubric) -> None:
-        """The workhouse's picture (the student's samples over the ring, loss curves), when it ran."""
-        if "train_gan" not in rubric.points:
-            return
-        from grader.checks import workhouse
-        from grader.workhouse_plots import write_workhouse_png
-
-        path = reports.result_path(self.out_dir, r.student, "feedback", WORKHOUSE_PNG)
-        data = workhouse.plot_data(sandbox.calls.get(workhouse.MAIN_ID), rubric)
-        if data is not None:
-            write_workhouse_png(path, **data)
-        else:  # never show the picture of an earlier submission
-            path.unlink(missing_ok=True)
-
-    def add(self, r: StudentResult, sandbox: SandboxResult | None, fresh: bool, rubric: Rubric | None = None,
-            stored: str | None = None) -> None:
+    def add(self, r: StudentResult, sandbox: "SandboxResult | Outputs | None", fresh: bool,
+            rubric: Rubric | None = None, stored: str | None = None) -> None:
         """Merge the marks into ``r`` and write it: a fresh result always, a resumed one
-        (``stored``: its record's text as found) only when the merge changed it."""
+        (``stored``: its record's text as found) only when the merge changed it. ``sandbox``: the
+        run's ``SandboxResult``, or the ``Outputs`` rendered from it where it was graded (a Dask
+        worker); beside the record go its log and the workhouse's picture."""
+        from grader.engines.outputs import Outputs, picture_note, put_picture, sandbox_log, workhouse_picture
         if self.book is not None:
             r = self.book.merge(r)
         if self.late is not None:  # after the marks: the penalty applies to the whole earned score
@@ -231,16 +220,17 @@ class _Writer:
         text = r.to_json()
         with self.lock:
             if fresh:
-                if sandbox is not None and rubric is not None:
+                remote = isinstance(sandbox, Outputs)
+                if sandbox is not None:
                     try:
-                        self.picture(r, sandbox, rubric)
+                        picture = sandbox.picture if remote else workhouse_picture(sandbox, rubric)
+                        put_picture(self.out_dir, r.student, picture)
                     except Exception as exc:  # a picture must never cost a result
-                        r.submission.setdefault("notes", []).append(f"no workhouse picture: {type(exc).__name__}")
+                        r.submission.setdefault("notes", []).append(picture_note(exc))
                         text = r.to_json()
                 self._write_record(r, text)
                 if sandbox is not None:
-                    log = (f"--- stdout ---\n{sandbox.stdout}\n--- stderr ---\n{sandbox.stderr}\n"
-                           f"--- dropped bytes: {sandbox.output_dropped_bytes}\n")
+                    log = sandbox.log if remote else sandbox_log(sandbox)
                     write_atomic(reports.result_path(self.out_dir, r.student, "logs", ".txt"), log)
             elif text != stored:
                 self._write_record(r, text)
@@ -283,6 +273,7 @@ def grade_class(class_dir: Path, options: GradingOptions) -> RunReport:
 def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path, rubric: Rubric,
                         builder: SuiteBuilder, started: float) -> RunReport:
     from grader import written  # TA tooling: not part of the student kit, which shares this module
+    from grader.engines import open_engine
     from grader.outlock import work_folder
     from grader.written.markbook import MarkBook, check_template
 
@@ -300,20 +291,20 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                              template, questions, secret=codes_key, anonymous=options.anonymous)
         late = _late_book(options, out_dir, [sub.student for sub in submissions])
         writer = _Writer(out_dir, [s.function for s in suites] + ["written"], book, late)
-        with SandboxPool(options.limits, workers=max(1, options.workers), isolation=options.isolation,
-                         workhouse="train_gan" in rubric.points, lazy=True) as pool, \
-                ThreadPoolExecutor(max_workers=max(1, options.workers)) as executor:
-            futures = {}
+        with open_engine(options, rubric=rubric, dispatch=dispatch, seed=lambda sub: _seed_of(sub, inputs_key),
+                         grade=lambda sub, pool: _grade_drawn(sub, builder, pool, rubric, inputs_key, dispatch),
+                         pool=lambda: SandboxPool(options.limits, workers=max(1, options.workers),
+                                                  isolation=options.isolation, workhouse="train_gan" in rubric.points,
+                                                  lazy=True)) as engine:
             for sub in submissions:  # dispatched as found: a resume starts grading before it has read every record
                 found = _previous(out_dir, sub, rubric, _seed_of(sub, inputs_key)) if options.resume else None
                 if found is not None:
                     writer.add(found[0], None, fresh=False, stored=found[1])
                     skipped.append(sub.student)
                 else:
-                    futures[executor.submit(_grade_drawn, sub, builder, pool, rubric, inputs_key, dispatch)] = sub
-            bar = _progress(len(futures), options.progress)
-            for future in as_completed(futures):
-                sub = futures.pop(future)  # a finished future holds its results: let them go
+                    engine.submit(sub)
+            bar = _progress(engine.pending, options.progress)
+            for sub, future in engine.completed():  # a finished future is dropped at once: it holds its results
                 try:
                     result, sandbox = future.result()
                 except Exception as exc:  # a grader bug costs this submission, never the class
@@ -322,6 +313,7 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                 graded.append(sub.student)
                 bar.update(1)
             bar.close()
+            engine_record = engine.describe()
         rows = writer.flush()
         # after the grading loop (never delaying its first dispatch): code similarity and the
         # written pages read every prepared copy, which stays until the end
@@ -339,7 +331,8 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
         write_atomic(out_dir / "summary.json", reports.summary_json(summary))
         write_atomic(out_dir / "summary.md", reports.summary_markdown(summary))
         duration = time.perf_counter() - started
-        write_atomic(out_dir / "run.json", run_record(duration, options, graded, skipped, dispatch.seconds))
+        write_atomic(out_dir / "run.json", run_record(duration, options, graded, skipped, dispatch.seconds,
+                                                        engine_record))
         return RunReport(sorted(graded), sorted(skipped), rows, notes, duration, out_dir=out_dir,
                          written=pages.summary_line(), manual_problems=[str(p) for p in book.problems])
     finally:
@@ -420,15 +413,16 @@ def _grade_drawn(sub: intake.Submission, builder: SuiteBuilder, pool: SandboxPoo
 
 
 def run_record(duration_s: float, options: GradingOptions, graded: list[str], skipped: list[str],
-               first_dispatch_s: float | None = None) -> str:
+               first_dispatch_s: float | None = None, engine: dict | None = None) -> str:
     """``run.json``: the last run's wall time and what it did (``first_dispatch_s``: when its first
     submission went to the sandbox, null when none did; ``grader_cpu_s`` and ``grader_peak_rss_mib``:
-    the CPU time and peak memory of the grader's own process, every thread, no sandbox). The only output file with timings
+    the CPU time and peak memory of the grader's own process, every thread, no sandbox; ``engine``:
+    where it graded, ``grader.engines``' ``describe()``). The only output file with timings
     besides each result's ``durations``: everything else is byte-reproducible."""
     return json.dumps({"wall_s": round(duration_s, 3), "first_dispatch_s": first_dispatch_s,
                        "grader_cpu_s": round(time.process_time(), 3), "grader_peak_rss_mib": _peak_rss_mib(),
                        "workers": options.workers, "graded": len(graded), "resumed": len(skipped),
-                       "isolation": options.isolation}, indent=2) + "\n"
+                       "isolation": options.isolation, **(engine or {})}, indent=2) + "\n"
 
 
 def _peak_rss_mib() -> float | None:
