@@ -19,7 +19,9 @@ Schema (``schema_version`` 1); every key is always present:
 * ``submission``: ``{source, kind, sha256, entry, mode, notes}``.
 * ``rubric``: ``{version, sha256, seed}`` (plus ``questions: {version, sha256}`` after a merge);
   ``versions``: grader, python, torch, numpy.
-* ``sandbox``: ``{isolation, limits, output_dropped_bytes}``.
+* ``sandbox``: ``{isolation, limits, output_dropped_bytes}``; with ``train_gan`` graded, also
+  ``workhouse: {device, statistics}`` (where the loop trained, always ``cpu``: no sandbox has a GPU
+  device, and the statistics file it was compared with, ``grader.run.workhouse_device``).
 * ``late`` (schema 2): ``{}`` without a late policy; else ``{policy_sha256, submitted_at (ISO 8601
   or null), deadline, late_days, penalty, note}`` (``grader.policy``), recomputed whenever marks are
   merged. ``score`` is the earned score before the penalty (the sum of the checks, as the function

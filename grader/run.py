@@ -162,10 +162,19 @@ def grade_submission(sub: intake.Submission, suites: list[Suite], pool: SandboxP
                "output_dropped_bytes": result.output_dropped_bytes}
     if result.suspected_tampering:  # for the TA only: the student's process can forge it
         sandbox["suspected_tampering"] = list(result.suspected_tampering)
+    if "train_gan" in rubric.points:
+        sandbox["workhouse"] = workhouse_device(rubric)
     durations = {"total_s": round(time.perf_counter() - started, 3), "sandbox_s": round(result.duration_s, 3),
                  "calls_s": {cid: round(c.duration_s, 4) for cid, c in sorted(result.calls.items())}}
     return StudentResult(status=status, message=message, checks=checks, sandbox=sandbox, durations=durations,
                          **common), result
+
+
+def workhouse_device(rubric: Rubric) -> dict[str, str]:
+    """Where ``train_gan`` trained and what it was judged against: the sandbox has no GPU device
+    (nor has it on a Dask worker with a ``GPU`` resource), so the student's loop trains on the
+    grading machine's CPU and is compared with the CPU statistics ``[workhouse] stats`` names."""
+    return {"device": "cpu", "statistics": str((rubric.workhouse or {}).get("stats", ""))}
 
 
 def _previous(out_dir: Path, sub: intake.Submission, rubric: Rubric,

@@ -98,7 +98,7 @@ class DaskEngine:
         except BaseException:
             self._close()
             raise
-        self._ac = distributed.as_completed()
+        self._ac = distributed.as_completed(loop=self._client.loop)
         return self
 
     def _security(self):
