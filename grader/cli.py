@@ -6,11 +6,16 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.sandbox import Limits, isolation_available
 
+if TYPE_CHECKING:
+    from grader.engines.settings import DaskSettings
+
 DEFAULT_OUT = Path("grading")
 EXIT_USAGE = 2  # bad input (a missing folder or file, a roster without its columns, a busy output folder)
+EXIT_ENGINE = 3  # the Dask cluster failed (its scheduler went away, a worker refused): rerun to resume
 
 
 def error_text(error: BaseException | str) -> str:
@@ -54,7 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
                "(inside Gradescope's container). Students run `python -m grader.check FILE`.")
     parser.add_argument("class_dir", type=Path, help="folder with one entry per student (NAME.py, NAME.ipynb, NAME.zip, NAME/)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT}/)")
-    parser.add_argument("--workers", type=int, default=2, help="submissions graded at once (default: 2)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="submissions graded at once (default: 2); with --dask, zygotes per Dask worker (default: 1)")
+    parser.add_argument("--dask", metavar="TARGET", default=None,
+                        help="grade on a Dask cluster: local:N (N worker processes here), tls://HOST:PORT or "
+                             "file:SCHEDULER.json (a running one; README: 'Grading on a Dask cluster')")
+    parser.add_argument("--dask-dashboard", action="store_true", help="with --dask local:N: its dashboard, on 127.0.0.1")
+    parser.add_argument("--dask-workhouse-resource", metavar="LABEL", default=None,
+                        help="with --dask: train_gan's submissions go to workers started with --resources LABEL=1")
     parser.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: the packaged grader/rubric.toml)")
     parser.add_argument("--no-resume", action="store_true", help="regrade submissions already graded in --out")
     parser.add_argument("--unsafe", action="store_true",
@@ -220,6 +232,20 @@ def _isolation(unsafe: bool) -> str | None:
     return "none"
 
 
+def _dask_settings(args: argparse.Namespace) -> "DaskSettings | None":
+    """``--dask`` and its flags (None without it); raises ``ValueError`` for a bad combination."""
+    if args.dask is None:
+        if args.dask_dashboard or args.dask_workhouse_resource:
+            raise ValueError("--dask-dashboard and --dask-workhouse-resource need --dask")
+        return None
+    from grader.engines.settings import DaskSettings
+
+    settings = DaskSettings(args.dask, dashboard=args.dask_dashboard, workhouse_resource=args.dask_workhouse_resource)
+    if settings.dashboard and settings.kind != "local":
+        raise ValueError("--dask-dashboard is for --dask local:N (a running cluster's dashboard is its operator's)")
+    return settings
+
+
 def _limits(args: argparse.Namespace) -> Limits:
     return Limits(**{f.name: getattr(args, f"limit_{f.name}") for f in dataclasses.fields(Limits)
                      if hasattr(args, f"limit_{f.name}")})
@@ -246,10 +272,15 @@ def main(argv: list[str] | None = None) -> int:
         ignored = f" ({len(class_notes)} entries ignored: {'; '.join(class_notes)[:300]})" if class_notes else ""
         return fail(f"{args.class_dir} holds no submission (NAME.py, NAME.ipynb, NAME.zip or NAME/){ignored}; "
                     "is it the right folder?")
+    try:
+        dask = _dask_settings(args)
+    except ValueError as exc:
+        return fail(exc)
     isolation = _isolation(args.unsafe)
     if isolation is None:
         return 2
-    options = GradingOptions(out_dir=args.out, workers=args.workers, limits=_limits(args), isolation=isolation,
+    workers = args.workers if args.workers is not None else (1 if dask is not None else 2)
+    options = GradingOptions(out_dir=args.out, workers=workers, limits=_limits(args), isolation=isolation, dask=dask,
                              rubric_path=args.rubric or DEFAULT_RUBRIC, resume=not args.no_resume,
                              progress=not args.quiet, questions_path=args.questions, manual_csv=args.manual,
                              late_policy=args.late_policy, submitted_at=args.submitted_at, extensions=args.extensions,
@@ -266,8 +297,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if not os.environ.get(INPUT_SECRET):
         print(NO_SECRET_WARNING, file=sys.stderr)
+    from grader.engines import EngineError
+
     try:
         report = grade_class(args.class_dir, options)
+    except EngineError as exc:
+        fail(exc)
+        return EXIT_ENGINE
     except (OutputBusy, intake.IntakeError, PolicyError, OSError) as exc:
         return fail(exc)
     by_status: dict[str, int] = {}
