@@ -202,6 +202,7 @@ def test_gradescope_without_namespaces_records_its_isolation(tmp_path, monkeypat
     from grader.exports.gradescope import UNSANDBOXED_USERS, run_in_gradescope_layout, unsandboxed_user
 
     monkeypatch.setenv("GRADER_SANDBOX", "none")  # forces the fallback, as in Docker's default profile
+    monkeypatch.setenv("GRADER_ALLOW_UID0_SUBMISSIONS", "1")  # where this Python is closed to others
     root = _gradescope(tmp_path, LOAD_ERROR)
     (root / "results").mkdir()
     os.chmod(root / "results", 0o777)  # a results folder others could write: closed before grading
@@ -275,6 +276,7 @@ def test_gradescope_without_namespaces_root_without_capabilities_cannot_forge_re
     from grader.exports.gradescope import CLOSED_OWNER, run_in_gradescope_layout, unsandboxed_user
 
     monkeypatch.setenv("GRADER_SANDBOX", "none")
+    monkeypatch.setenv("GRADER_ALLOW_UID0_SUBMISSIONS", "1")  # where this Python is closed to others
     os.chmod(tmp_path, 0o755)
     scratch, leak = tmp_path / "tmp", tmp_path / "leak"
     scratch.mkdir(mode=0o755)
@@ -301,3 +303,22 @@ def test_gradescope_without_namespaces_root_without_capabilities_cannot_forge_re
         assert did["swap"]  # possible: and replaced before the write (the swapped-in folder moved aside)
         assert [p.name.split("-")[0] for p in root.glob("results.replaced-*")] == ["results.replaced"]
         assert "results.json is written to (it belongs to another user)" in out["output"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: without it the submission runs as the grader's own user")
+def test_gradescope_refuses_uid0_submissions_unless_the_course_allows_them(tmp_path, monkeypatch):
+    """Uid 0 without capabilities still owns the grader's own files (its Python, its sources), so
+    a submission could rewrite a module the grader imports after it: that mode is refused unless
+    GRADER_ALLOW_UID0_SUBMISSIONS=1, with a results.json that says why and what to do."""
+    from grader.exports import gradescope
+
+    monkeypatch.setenv("GRADER_SANDBOX", "none")
+    monkeypatch.delenv(gradescope.UID0_ENV, raising=False)
+    monkeypatch.setattr(gradescope, "unsandboxed_user", lambda: "root_without_capabilities")
+    ran = tmp_path / "ran"
+    root = _gradescope(tmp_path, f"open({str(ran)!r}, 'w').write('x')\n")
+    out = gradescope.run_in_gradescope_layout(root)
+    assert not ran.exists()  # the submission never ran
+    assert out["score"] == 0 and "Refusing to grade" in out["output"] and gradescope.UID0_ENV in out["output"]
+    assert json.loads((root / "results" / "results.json").read_text("utf-8")) == out
+    assert gradescope.uid0_allowed({gradescope.UID0_ENV: "1"}) and not gradescope.uid0_allowed({})

@@ -143,6 +143,16 @@ def unsandboxed_user() -> str:
     return "separate_user" if python_open_to_others() else "root_without_capabilities"
 
 
+UID0_ENV = "GRADER_ALLOW_UID0_SUBMISSIONS"  # =1: grade as uid 0 without capabilities (refused otherwise)
+
+
+def uid0_allowed(environ: "dict[str, str] | None" = None) -> bool:
+    """Whether the course allows running a submission as uid 0 without capabilities, the only
+    unsandboxed mode left where this Python is closed to other users (off by default: uid 0 owns
+    the grader's files)."""
+    return (os.environ if environ is None else environ).get(UID0_ENV, "").strip() == "1"
+
+
 UNSANDBOXED_USERS = {
     "separate_user": ("as a separate unprivileged user, which cannot write the grader's files or the folder "
                       "results.json is written to"),
@@ -406,6 +416,15 @@ def run_in_gradescope_layout(root: Path = Path("/autograder"), config: Gradescop
     if not available and not allow_unsandboxed:
         results = _failure_results(f"kernel isolation is unavailable here ({why}) and unsandboxed grading "
                                    "was not allowed", started, config)
+        write_atomic(destination, results_json_text(results))
+        return results
+    if not available and unsandboxed_user() == "root_without_capabilities" and not uid0_allowed():
+        results = _failure_results(
+            f"kernel isolation is unavailable here ({why}), and this container's Python is in a folder closed to "
+            "other users, so the submission would run as uid 0 without capabilities: uid 0 still owns the grader's "
+            "own files (its Python, its sources), which the submission could rewrite before the grader reads them. "
+            "Refusing to grade: install a Python other users can run (the submission then runs as a separate "
+            f"unprivileged user), or allow kernel namespaces; {UID0_ENV}=1 grades anyway", started, config)
         write_atomic(destination, results_json_text(results))
         return results
     if not available and unsandboxed_user() == "root_without_capabilities" and not closed_to_root(results_folder):
