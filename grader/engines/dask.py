@@ -128,6 +128,8 @@ class DaskEngine:
                 self._client = distributed.Client(settings.where, security=self._security(), set_as_default=False,
                                                   timeout=timeout)
             else:
+                if not settings.where.is_file():  # Dask would wait the whole timeout for it to appear
+                    raise EngineError(f"--dask {settings.target}: there is no scheduler file at {settings.where}")
                 self._client = distributed.Client(scheduler_file=str(settings.where), security=self._security(),
                                                   set_as_default=False, timeout=timeout)
         except EngineError:
