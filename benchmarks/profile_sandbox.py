@@ -54,8 +54,9 @@ EDITS = [
     ("inside.py", "        _closerange(4, 1 << 16)\n", f"        _closerange(4, {LOG_FD}); _closerange({LOG_FD + 1}, 1 << 16); T('p1.set_up_fds')\n"),
     ("inside.py", "            step(job)\n", "            step(job); T('p1.' + step.__qualname__)\n"),
     ("inside.py", "    except _SubmissionLoadError as error:\n", "    except _SubmissionLoadError as error:\n        T('p1.load_error')\n"),
-    ("inside.py", "        for group in job.groups:\n            _run_group(job, channel, namespace, group)\n",
-     "        T('p1.loaded')\n        for group in job.groups:\n            _run_group(job, channel, namespace, group); T('p1.group_done')\n"),
+    ("inside.py", "            next_group = _run_groups(job, channel, namespace, job.groups, next_group)\n",
+     "            T('p1.groups_start'); next_group = _run_groups(job, channel, namespace, job.groups, next_group); "
+     "T('p1.groups_done')\n"),
 ]
 DRIVER = f"""import os, sys, tempfile
 from pathlib import Path
