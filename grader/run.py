@@ -193,6 +193,17 @@ def _previous(out_dir: Path, sub: intake.Submission, rubric: Rubric,
     return (old, text) if same else None
 
 
+def _recordless_first(out_dir: Path, submissions: list[intake.Submission], resume: bool) -> list[intake.Submission]:
+    """A resume's order: the submissions without a stored record first (they are graded now
+    whatever the records say: dispatched before a single record is read, one ``stat`` each), then
+    the others, whose records are read as the loop reaches them. Results do not depend on the
+    order; without resume, the order of intake."""
+    if not resume:
+        return submissions
+    stored = [reports.result_path(out_dir, sub.student, "results", ".json").exists() for sub in submissions]
+    return [sub for sub, has in zip(submissions, stored) if not has] + [sub for sub, has in zip(submissions, stored) if has]
+
+
 class _Writer:
     """Writes each result as soon as it is known (its record, feedback and log, after merging the
     TA's marks), and keeps of it only the compact row (``grader.tally``) that the class-wide files
@@ -305,7 +316,7 @@ def _grade_class_locked(class_dir: Path, options: GradingOptions, out_dir: Path,
                          pool=lambda: SandboxPool(options.limits, workers=max(1, options.workers),
                                                   isolation=options.isolation, workhouse="train_gan" in rubric.points,
                                                   lazy=True)) as engine:
-            for sub in submissions:  # dispatched as found: a resume starts grading before it has read every record
+            for sub in _recordless_first(out_dir, submissions, options.resume):  # dispatched as found
                 found = _previous(out_dir, sub, rubric, _seed_of(sub, inputs_key)) if options.resume else None
                 if found is not None:
                     writer.add(found[0], None, fresh=False, stored=found[1])

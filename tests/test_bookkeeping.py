@@ -181,3 +181,19 @@ def test_a_grader_failure_on_one_submission_is_its_sandbox_error_only(tmp_path, 
     for student in ("s01", "s02"):
         assert _comparable(_record(out, student)) == _comparable(records["s00"])
     assert _record(out, "s00") == records["s00"]
+
+
+def test_a_resume_dispatches_the_submissions_without_a_record_before_reading_any(tmp_path):
+    """A finished class of thousands plus one newcomer: the newcomer goes first, whatever its
+    name's place, so its grading never waits for the records of the others to be read."""
+    from types import SimpleNamespace
+
+    from grader.run import _recordless_first
+
+    subs = [SimpleNamespace(student=name) for name in ("a", "b", "c", "d")]
+    for name in ("a", "c"):
+        path = reports.result_path(tmp_path, name, "results", ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}", "utf-8")
+    assert [s.student for s in _recordless_first(tmp_path, subs, resume=True)] == ["b", "d", "a", "c"]
+    assert [s.student for s in _recordless_first(tmp_path, subs, resume=False)] == ["a", "b", "c", "d"]
