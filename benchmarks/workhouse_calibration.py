@@ -156,8 +156,8 @@ def report(records: list[dict], args: argparse.Namespace, wall_s: float) -> str:
     lines.insert(lines.index("## Correct loops: full marks (required: >= 98 %)") + 1, "")
     lines.insert(lines.index("## Correct loops: full marks (required: >= 98 %)") + 2,
                  "A check is *not credited* when it failed or when a check it builds on failed (every check "
-                 "but `ring_distance` builds on `ring_distance`, every check but `trains` and `ring_distance` on "
-                 "`trains`).")
+                 "builds on `trains` and on `ring_distance`, and those two on each other; `loss_levels` also on "
+                 "`loss_history`).")
     for style in CORRECT:
         rs = by_style.get(("correct", style), [])
         full = sum(r["full"] for r in rs)
