@@ -255,3 +255,18 @@ def test_full_hidden_inputs_go_to_the_ta_only():
     logits = value.hidden["args"][1]["data"]
     assert "elbo/value/0" not in md
     assert repr(logits[0][3]) not in md and repr(logits[1][0]) not in md
+
+
+def test_a_match_on_nan_alone_is_named_with_its_doubt():
+    """An all-NaN result (from any cause) equals the NaN of 'logits taken as probabilities' on
+    ordinary inputs: the diagnosis says that the match rests on NaN alone."""
+    import numpy as np
+
+    from grader.checks.formulas import NAN_ONLY_MATCH, diagnose
+
+    oracle = ReferenceOracle()
+    case = next(c for ch in SUITES["discriminator_loss"].checks if ch.name == "value" for c in ch.cases)
+    name, explanation = diagnose(oracle, case, np.array(float("nan")), RUBRIC)
+    assert name == "probabilities_as_logits" and explanation.endswith(NAN_ONLY_MATCH)
+    _, finite = diagnose(oracle, case, np.asarray(oracle.value(case)) * 2, RUBRIC)
+    assert NAN_ONLY_MATCH not in finite

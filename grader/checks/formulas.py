@@ -49,12 +49,19 @@ SPECS: dict[str, FormulaSpec] = {s.name: s for s in [
 
 
 def diagnose(oracle: Oracle, case: Case, got: np.ndarray, rubric: Rubric) -> tuple[str | None, str]:
-    """The first catalogued mistake whose output on this case equals what the student returned."""
+    """The first catalogued mistake whose output on this case equals what the student returned.
+    A match on NaN alone (no finite value to agree on) is said to be one: many mistakes give NaN."""
     tol = tolerance_for(rubric, case)
     for name, explanation, candidate in oracle.mistakes(case):
         if matches(got, candidate, tol):
+            if not np.isfinite(np.asarray(candidate, dtype=np.float64)).any():
+                explanation += NAN_ONLY_MATCH
             return name, explanation
     return None, ""
+
+
+NAN_ONLY_MATCH = (" (Your result is NaN here, as this mistake's is; other causes of NaN are possible: "
+                  "a log of a negative number, 0/0, inf - inf.)")
 
 
 # --- judges -----------------------------------------------------------------------------------
