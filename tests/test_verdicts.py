@@ -262,3 +262,13 @@ def test_a_judge_that_fails_on_well_typed_data_is_the_graders_error():
     suite = Suite("f", (Check("f", "value", "", (), broken),))
     with pytest.raises(JudgeError, match="judging f/value failed: ZeroDivisionError"):
         judge_suite(suite, {})
+
+
+def test_an_fvbn_check_the_grader_does_not_have_is_an_error_when_the_suite_is_built():
+    """As for the formula and workhouse suites: a typo in [points.FVBN] is an error, never a
+    graded check dropped without a word."""
+    import dataclasses
+
+    points = {**RUBRIC.points, "FVBN": {**RUBRIC.points["FVBN"], "autoregresive": RUBRIC.points["FVBN"]["autoregressive"]}}
+    with pytest.raises(KeyError, match=r"\[points.FVBN\] lists \['autoregresive'\]"):
+        fvbn.build_suite(dataclasses.replace(RUBRIC, points=points), ReferenceOracle())

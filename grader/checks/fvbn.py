@@ -383,6 +383,9 @@ def build_suite(rubric: Rubric, oracle) -> Suite:
         "sample_reproducible": (judge_reproducible, (sampling,), "sample is reproducible with a torch.Generator", ("interface",)),
     }
     judges_with_oracle = {judge_log_prob}
+    unknown = sorted(set(rubric.points[FUNCTION]) - set(judges))
+    if unknown:  # as the other suites: a typo would otherwise drop a graded check without a word
+        raise KeyError(f"[points.{FUNCTION}] lists {unknown}, for which the grader has no checks")
     if "log_prob_consistent" in rubric.points[FUNCTION] and not getattr(oracle, "has_chain_rule", False):
         raise ValueError("FVBN/log_prob_consistent needs an oracle with the chain rule (the reference): "
                          "drop it from this rubric (the kit does)")
