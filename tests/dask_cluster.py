@@ -7,8 +7,9 @@ credentials), then waits to be killed (its process group: scheduler, nannies and
 The scheduler lives here, not in the test's process, so that a test can make it disappear
 (kill -9) under a grading. The workers inherit this process's environment (``GRADER_DASK_FAULT``).
 
-``patch_isolation``/``restore_isolation`` run on the workers (``Client.run``): a worker whose
-machine has no user namespaces, without finding one.
+``warm`` (run on both workers as soon as they are up), ``patch_isolation`` and
+``restore_isolation`` run on the workers (``Client.run``); the last two make a worker whose machine
+has no user namespaces, without finding one.
 """
 from __future__ import annotations
 
@@ -36,9 +37,16 @@ def restore_isolation() -> None:
     environment.isolation = getattr(environment, SAVED)
 
 
+def warm() -> None:
+    """On a worker: import what grading needs (torch, the reference) before the first task asks."""
+    import grader.engines.worker  # noqa: F401
+    import grader.reference_oracle  # noqa: F401
+    import grader.run  # noqa: F401
+
+
 def main(folder: Path) -> None:
     import dask
-    import distributed  # noqa: F401 - its configuration first: dask.config.set would drop it on exit
+    import distributed  # its configuration first: dask.config.set would drop it on exit
 
     from grader.engines.local_cluster import HEALTH_ONLY, local_cluster
 
@@ -51,6 +59,8 @@ def main(folder: Path) -> None:
     (folder / "tls.json").write_text(json.dumps(credentials), "utf-8")
     (folder / "scheduler.json").write_text(json.dumps({"address": cluster.scheduler_address}), "utf-8")
     (folder / "ready").write_text("", "utf-8")
+    with distributed.Client(cluster, security=security, set_as_default=False) as client:
+        client.run(warm)   # while the test grades its reference class
     while True:
         time.sleep(60)
 

@@ -84,6 +84,7 @@ def preflight(environment_of_ta: dict, isolation: str) -> str:
 def grade_task(task: dict) -> str:
     """Grade one submission; the reply's JSON text (``grader.engines.wire``). Never raises."""
     worker = _address()
+    faults.inject(task["student"], "start")
     try:
         problems = environment.refusals(task["environment"], task["isolation"])
         if problems:
@@ -101,7 +102,7 @@ def grade_task(task: dict) -> str:
                                                input_seed=seed)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        faults.inject(task["student"])
+        faults.inject(task["student"], "graded")
         try:  # as grader.run._Writer does: a picture never costs a result
             picture = workhouse_picture(sandbox, rubric)
         except Exception as error:  # noqa: BLE001
