@@ -26,6 +26,7 @@ import sys
 import time
 from collections import Counter, deque
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from grader.engines import EngineError, environment, wire, worker
@@ -91,7 +92,7 @@ class DaskEngine:
         self._context = {"environment": environment.fingerprint(), "isolation": isolation,
                          "limits": self.options.limits.to_dict(), "zygotes": max(1, self.options.workers),
                          "workhouse": "train_gan" in self.rubric.points, "rubric_sha256": self.rubric.sha256,
-                         "rubric_toml": self.options.rubric_path.read_bytes()}
+                         "rubric_toml": Path(self.options.rubric_path).read_bytes()}
         try:
             self._connect()
             self._preflight()
