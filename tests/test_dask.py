@@ -239,6 +239,8 @@ def test_a_scheduler_that_goes_away_ends_the_run_and_a_rerun_resumes(root, small
     assert again.skipped == ["a_first"] and again.graded == ["zz_last"]
     assert _checks(out, "a_first") == _checks(reference, "alice_logsigmoid")
     assert _checks(out, "zz_last") == _checks(reference, "henry_missing_half")
+    done = _grade(klass, out, small, dask=DaskSettings(f"file:{folder / 'scheduler.json'}"), resume=True)
+    assert done.graded == [] and done.skipped == ["a_first", "zz_last"]     # nothing left: the cluster is not asked
 
 
 @pytest.mark.parametrize("target, kind, where", [

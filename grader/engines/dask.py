@@ -7,7 +7,7 @@ text, its hidden inputs' seed) sent when a worker thread is free, so that at mos
 are out as the workers have threads (with ``--dask-workhouse-resource``: as the labelled workers
 have units). Nothing waits on a worker that dies, and the scheduler never holds the class.
 
-Before the first task, every worker is asked (``Client.run``) whether it may grade for this TA
+At the first task (a resume with nothing left to grade reaches no cluster), every worker is asked (``Client.run``) whether it may grade for this TA
 (``grader.engines.environment``); each task asks again, for workers that join later. A refusal
 ends the run (``EngineError``): a misconfigured worker would otherwise turn the class into
 sandbox errors.
@@ -93,14 +93,20 @@ class DaskEngine:
                          "limits": self.options.limits.to_dict(), "zygotes": max(1, self.options.workers),
                          "workhouse": "train_gan" in self.rubric.points, "rubric_sha256": self.rubric.sha256,
                          "rubric_toml": Path(self.options.rubric_path).read_bytes()}
+        return self
+
+    def _start(self) -> None:
+        """Connect (or start ``local:N``) and ask the workers, at the first task: a resumed class
+        with nothing left to grade starts no cluster."""
+        if self._client is not None:
+            return
         try:
             self._connect()
             self._preflight()
         except BaseException:
             self._close()
             raise
-        self._ac = distributed.as_completed(loop=self._client.loop)
-        return self
+        self._ac = self._distributed.as_completed(loop=self._client.loop)
 
     def _security(self):
         if self.settings.security is not None:
@@ -205,6 +211,8 @@ class DaskEngine:
         return self._capacity
 
     def _fill(self) -> None:
+        if self._waiting:
+            self._start()
         while self._waiting and len(self._futures) < self._capacity_now():
             self._send(self._waiting.popleft())
 
