@@ -264,7 +264,9 @@ def test_infinite_loop_in_a_function_times_out_that_call(pool, tmp_path):
 
 def test_memory_hogs_get_memory_errors_or_are_killed(pool, tmp_path):
     result = submit(pool, tmp_path, "memory_hog", [
-        [call("once", "hog_once")], [call("slowly", "hog_slowly")], [call("torch", "hog_torch")],
+        # hog_slowly zero-fills 512 MiB 16 MiB at a time: over 2 s when the host reclaims memory
+        [call("once", "hog_once")], [dict(call("slowly", "hog_slowly"), wall_s=10.0, cpu_s=10.0)],
+        [call("torch", "hog_torch")],
         [dict(call("many", "hog_many"), wall_s=15.0, cpu_s=15.0)], ADD,
     ])
     assert raised(result.calls["once"]) == "MemoryError", result.calls["once"]
