@@ -294,6 +294,11 @@ class _Span:
                 self.between_groups = not self.done and self.group_of[self.index] != self.group_of[self.index - 1]
         return None
 
+    def rest_of_group(self) -> list[dict]:
+        """The calls after the current one in the current one's group."""
+        k = self.group_of[self.index]
+        return [call for call, g in zip(self.calls[self.index + 1:], self.group_of[self.index + 1:]) if g == k]
+
     def go_on(self) -> None:
         """The next group may start (its silence allowance starts now)."""
         self.between_groups = False
@@ -386,7 +391,7 @@ def _run_groups(job: Job, channel: Channel, namespace: dict, groups: list[list[d
         k = state.group_of[state.index]
         first_id = state.calls[state.index]["id"]
         channel.send(failure[0], id=first_id, error=failure[1])
-        for call in span[k][state.index - sum(len(g) for g in span[:k]) + 1:]:
+        for call in state.rest_of_group():
             channel.send("not_run", id=call["id"], error=f"not run: call {first_id} of its group {_past(failure[0])}")
         next_group = first + k + 1
     elif state.done:
